@@ -1,0 +1,38 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+# Both install what they need first: Debian packages for FUSE (pyfuse3 builds
+# from source against libfuse3), then a venv with mountfs and its test tools.
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed-stamp
+APT_PKGS := fuse3 libfuse3-dev pkg-config
+
+.PHONY: setup system-packages demo test test-fast clean
+
+setup: system-packages $(STAMP)
+
+system-packages:
+	@if ! command -v fusermount3 >/dev/null 2>&1 || ! pkg-config --exists fuse3 2>/dev/null; then \
+	  echo "installing $(APT_PKGS)"; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(APT_PKGS); \
+	fi
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[fuse,test]'
+	touch $(STAMP)
+
+demo: setup
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash examples/demo.sh
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider
+
+# the pure-Python half, in seconds: no servers, no mounts
+test-fast: setup
+	$(PY) -m pytest -q -p no:cacheprovider -m "not s3 and not fuse and not slow"
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,79 @@
+"""The one interface every storage backend implements.
+
+Backends are small and dumb: keys are ``/``-separated strings relative to the
+store root, values are bytes.  Retries, concurrency limits and timing are
+wrappers around a backend (``mountfs.backends.retry``), never inside one.
+Each backend maps its service's errors onto ``ObjectNotFound``,
+``AlreadyExists``, ``PermissionDenied`` and ``TransientStoreError``.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What ``stat`` and ``list`` report about one object."""
+
+    key: str
+    size: int
+    #: ETag, generation or mtime-based tag: changes whenever the content does
+    etag: str = ""
+    mtime: float = 0.0
+
+
+class Backend(abc.ABC):
+    """A flat key -> bytes store rooted at ``url``."""
+
+    #: the URL this backend was opened with, without credentials
+    url: str
+
+    @abc.abstractmethod
+    def get(self, key: str) -> bytes:
+        """Return the whole object; ``ObjectNotFound`` if it is missing."""
+
+    @abc.abstractmethod
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """Return ``length`` bytes from ``offset`` (fewer only at end of object)."""
+
+    @abc.abstractmethod
+    def put(self, key: str, data: bytes | memoryview) -> None:
+        """Write the object atomically: readers see the old or the new bytes, never a part."""
+
+    def put_file(self, key: str, fh: BinaryIO, size: int) -> None:
+        """Write the object from an open file; backends override to stream large objects."""
+        self.put(key, fh.read())
+
+    @abc.abstractmethod
+    def put_if_absent(self, key: str, data: bytes) -> None:
+        """Create the object only if no object has that key; else ``AlreadyExists``."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object; deleting a missing object is not an error."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """All objects whose key starts with ``prefix``, recursively, in key order."""
+
+    @abc.abstractmethod
+    def stat(self, key: str) -> ObjectInfo:
+        """Size and tag of one object; ``ObjectNotFound`` if it is missing."""
+
+    def exists(self, key: str) -> bool:
+        from ..errors import ObjectNotFound
+
+        try:
+            self.stat(key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Release connections; the backend must not be used afterwards."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"

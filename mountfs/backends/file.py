@@ -1,0 +1,154 @@
+"""A store in a local or shared folder (``/path`` or ``file:///path``)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from ..errors import AlreadyExists, ObjectNotFound, PermissionDenied, StoreError, TransientStoreError
+from .base import Backend, ObjectInfo
+
+_TMP_PREFIX = ".tmp-"
+
+
+def _map_oserror(exc: OSError, key: str) -> Exception:
+    if isinstance(exc, FileNotFoundError):
+        return ObjectNotFound(f"object {key!r} is not in the store")
+    if isinstance(exc, PermissionError):
+        return PermissionDenied(f"no permission for {key!r} in the store: {exc.strerror}")
+    if exc.errno in (errno.EIO, errno.ESTALE, errno.ETIMEDOUT, errno.EAGAIN):
+        return TransientStoreError(f"store folder I/O error on {key!r}: {exc.strerror}")
+    return StoreError(f"store folder error on {key!r}: {exc}")
+
+
+class FileBackend(Backend):
+    """Objects are files under ``root``; writes are temp file + fsync + rename."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root)
+        self.url = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        # keys come from mountfs itself, never raw user input, but a stray
+        # '..' must still never leave the root
+        if key.startswith("/") or ".." in key.split("/"):
+            raise StoreError(f"invalid object key {key!r}")
+        return self.root / key
+
+    def get(self, key: str) -> bytes:
+        try:
+            with open(self._path(key), "rb") as fh:
+                return fh.read()
+        except IsADirectoryError:
+            raise ObjectNotFound(f"object {key!r} is not in the store") from None
+        except OSError as exc:
+            raise _map_oserror(exc, key) from None
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        try:
+            fd = os.open(self._path(key), os.O_RDONLY)
+        except OSError as exc:
+            raise _map_oserror(exc, key) from None
+        try:
+            return os.pread(fd, length, offset)
+        except OSError as exc:
+            raise _map_oserror(exc, key) from None
+        finally:
+            os.close(fd)
+
+    def _write_temp(self, key: str, write) -> Path:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                write(fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return Path(tmp)
+
+    def put(self, key: str, data: bytes | memoryview) -> None:
+        try:
+            tmp = self._write_temp(key, lambda fh: fh.write(data))
+            os.replace(tmp, self._path(key))
+        except OSError as exc:
+            raise _map_oserror(exc, key) from None
+
+    def put_file(self, key: str, fh: BinaryIO, size: int) -> None:
+        try:
+            tmp = self._write_temp(key, lambda out: shutil.copyfileobj(fh, out, 8 << 20))
+            os.replace(tmp, self._path(key))
+        except OSError as exc:
+            raise _map_oserror(exc, key) from None
+
+    def put_if_absent(self, key: str, data: bytes) -> None:
+        # write fully under a temp name, then link(): link fails with EEXIST
+        # atomically, so the winner's content is complete when it appears
+        try:
+            tmp = self._write_temp(key, lambda fh: fh.write(data))
+        except OSError as exc:
+            raise _map_oserror(exc, key) from None
+        try:
+            os.link(tmp, self._path(key))
+        except FileExistsError:
+            raise AlreadyExists(f"object {key!r} already exists in the store") from None
+        except OSError as exc:
+            raise _map_oserror(exc, key) from None
+        finally:
+            os.unlink(tmp)
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise _map_oserror(exc, key) from None
+        # drop empty parent folders so listings stay small
+        parent = path.parent
+        while parent != self.root:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        # walk only the folder the prefix points into
+        base_dir, _, _ = prefix.rpartition("/")
+        start = self.root / base_dir if base_dir else self.root
+        if not start.is_dir():
+            return
+        results: list[ObjectInfo] = []
+        for dirpath, dirnames, filenames in os.walk(start):
+            for name in filenames:
+                if name.startswith(_TMP_PREFIX):
+                    continue
+                full = os.path.join(dirpath, name)
+                key = os.path.relpath(full, self.root).replace(os.sep, "/")
+                if not key.startswith(prefix):
+                    continue
+                try:
+                    st = os.stat(full)
+                except FileNotFoundError:
+                    continue
+                results.append(ObjectInfo(key, st.st_size, f"{st.st_mtime_ns:x}-{st.st_size:x}", st.st_mtime))
+        results.sort(key=lambda o: o.key)
+        yield from results
+
+    def stat(self, key: str) -> ObjectInfo:
+        try:
+            st = os.stat(self._path(key))
+        except OSError as exc:
+            raise _map_oserror(exc, key) from None
+        if not os.path.isfile(self._path(key)):
+            raise ObjectNotFound(f"object {key!r} is not in the store")
+        return ObjectInfo(key, st.st_size, f"{st.st_mtime_ns:x}-{st.st_size:x}", st.st_mtime)

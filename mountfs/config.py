@@ -1,0 +1,122 @@
+"""Settings: defaults < config file < environment < explicit arguments.
+
+This is the only module that reads ``os.environ`` for mountfs settings.  The
+public environment names are ``MOUNTFS_STORE``, ``MOUNTFS_CACHE_DIR``,
+``MOUNTFS_CACHE_SIZE`` and ``MOUNTFS_CONFIG`` (the config file to read instead
+of ``~/.config/mountfs/config.toml``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import platformdirs
+
+from .errors import ConfigError
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+def parse_size(text: str | int) -> int:
+    """Parse ``20G``, ``512MiB``, ``1.5T`` or a plain byte count (binary units)."""
+    if isinstance(text, int):
+        return text
+    m = _SIZE_RE.match(str(text))
+    if not m:
+        raise ConfigError(f"cannot read size {text!r}: use a number with an optional unit, e.g. 20G or 512M")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def default_store() -> str:
+    return str(Path(platformdirs.user_data_dir("mountfs")) / "store")
+
+
+def default_cache_dir() -> str:
+    return platformdirs.user_cache_dir("mountfs")
+
+
+def default_config_file() -> Path:
+    return Path(platformdirs.user_config_dir("mountfs")) / "config.toml"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Resolved settings for one process."""
+
+    store: str = field(default_factory=default_store)
+    cache_dir: str = field(default_factory=default_cache_dir)
+    cache_size: int = 20 << 30
+    #: keep at least this much free on the cache's filesystem
+    cache_min_free: int = 1 << 30
+    #: per-host settings for ``s3://host:port/...`` endpoints and S3 in general:
+    #: ``{"host:port": {"key": ..., "secret": ..., "secure": bool, "verify": bool, "region": ...}}``
+    s3_hosts: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    s3: Mapping[str, Any] = field(default_factory=dict)
+    gs: Mapping[str, Any] = field(default_factory=dict)
+    azure: Mapping[str, Any] = field(default_factory=dict)
+    mountpoint: str = "/datasets"
+    control_socket: str = ""
+    #: environment seen at load time, so lower layers never read os.environ
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def with_overrides(self, **kwargs: Any) -> "Config":
+        """Return a copy with explicit arguments applied (``None`` means 'not given')."""
+        given = {k: v for k, v in kwargs.items() if v is not None}
+        if "cache_size" in given:
+            given["cache_size"] = parse_size(given["cache_size"])
+        return replace(self, **given)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}; fix or remove it") from None
+
+
+def load(environ: Mapping[str, str] | None = None, **explicit: Any) -> Config:
+    """Build the effective configuration.
+
+    ``explicit`` keyword arguments (``store=``, ``cache_dir=``, ``cache_size=``
+    ...) win over everything; ``None`` values are ignored.
+    """
+    env = dict(os.environ if environ is None else environ)
+    path = Path(env["MOUNTFS_CONFIG"]) if env.get("MOUNTFS_CONFIG") else default_config_file()
+    data = _read_file(path)
+    section = dict(data.get("mountfs", {}))
+    # top-level keys are accepted too, so a tiny config can be flat
+    for key in ("store", "cache_dir", "cache_size", "cache_min_free", "mountpoint", "control_socket"):
+        if key in data and key not in section:
+            section[key] = data[key]
+    kwargs: dict[str, Any] = {}
+    for key in ("store", "cache_dir", "mountpoint", "control_socket"):
+        if key in section:
+            kwargs[key] = str(section[key])
+    for key in ("cache_size", "cache_min_free"):
+        if key in section:
+            kwargs[key] = parse_size(section[key])
+    s3 = dict(data.get("s3", {}))
+    kwargs["s3_hosts"] = dict(s3.pop("hosts", {}))
+    kwargs["s3"] = s3
+    kwargs["gs"] = dict(data.get("gs", {}))
+    kwargs["azure"] = dict(data.get("azure", {}))
+
+    if env.get("MOUNTFS_STORE"):
+        kwargs["store"] = env["MOUNTFS_STORE"]
+    if env.get("MOUNTFS_CACHE_DIR"):
+        kwargs["cache_dir"] = env["MOUNTFS_CACHE_DIR"]
+    if env.get("MOUNTFS_CACHE_SIZE"):
+        kwargs["cache_size"] = parse_size(env["MOUNTFS_CACHE_SIZE"])
+    if env.get("MOUNTFS_MOUNTPOINT"):
+        kwargs["mountpoint"] = env["MOUNTFS_MOUNTPOINT"]
+    kwargs["environ"] = env
+    return Config(**kwargs).with_overrides(**explicit)

@@ -1,0 +1,80 @@
+"""Per-process handles on the catalog, the stores and the cache, shared by every ``Dataset``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from . import config as config_mod
+from .backends import normalize_url
+from .cache import ChunkCache
+from .catalog import Catalog
+from .store import Store
+
+log = logging.getLogger(__name__)
+_lock = threading.Lock()
+_sessions: dict[tuple, "Session"] = {}
+
+
+class Session:
+    """The catalog store, every data store opened so far, and the chunk cache."""
+
+    def __init__(self, cfg: config_mod.Config):
+        self.config = cfg
+        self.catalog_url = normalize_url(cfg.store)
+        self._stores: dict[str, Store] = {}
+        self._cache: ChunkCache | None = None
+        self.catalog = Catalog(self.store().backend)
+
+    def store(self, url: str = "") -> Store:
+        """The store at ``url`` ("" = the catalog's own store), opened once per process."""
+        url = normalize_url(url) if url else self.catalog_url
+        with _lock:
+            if url not in self._stores:
+                self._stores[url] = Store.open(url, self.config)
+            return self._stores[url]
+
+    @property
+    def cache(self) -> ChunkCache:
+        with _lock:
+            if self._cache is None:
+                self._cache = ChunkCache(
+                    self.config.cache_dir, self.config.cache_size, self.config.cache_min_free
+                )
+            return self._cache
+
+
+def current(**overrides) -> Session:
+    """The session for the effective configuration (environment is re-read on each call)."""
+    cfg = config_mod.load(**overrides)
+    key = (normalize_url(cfg.store), cfg.cache_dir, cfg.cache_size, cfg.cache_min_free)
+    with _lock:
+        sess = _sessions.get(key)
+    if sess is None:
+        sess = Session(cfg)
+        with _lock:
+            sess = _sessions.setdefault(key, sess)
+    return sess
+
+
+@contextmanager
+def progress_bar(total: int, desc: str, enabled: bool, unit: str = "B") -> Iterator[Callable[[int], None]]:
+    """A tqdm bar when ``enabled``; yields the callback that advances it."""
+    if not enabled:
+        yield lambda n: None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=True, unit_divisor=1024, leave=False)
+    lock = threading.Lock()
+
+    def advance(n: int) -> None:
+        with lock:
+            bar.update(n)
+
+    try:
+        yield advance
+    finally:
+        bar.close()

@@ -1,0 +1,108 @@
+"""Uploading new chunks: skip what the store has, pack the rest in path order, ship packs in parallel."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+from .packs import PackBuilder, encode_chunk, index_key, pack_key
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+#: a source is the list of its chunks (digest, size) and a function yielding (digest, bytes)
+ChunkSource = tuple[list[tuple[bytes, int]], Callable[[], Iterator[tuple[bytes, bytes]]]]
+
+
+@dataclass
+class UploadStats:
+    packs: int = 0
+    bytes_sent: int = 0
+    chunks_new: int = 0
+    chunks_known: int = 0
+    bytes_new: int = 0
+
+
+def upload_chunks(
+    store: Store,
+    sources: Iterable[ChunkSource],
+    *,
+    compression: bool = True,
+    pack_size: int = 32 << 20,
+    max_workers: int = 4,
+    progress: Callable[[int], None] | None = None,
+) -> UploadStats:
+    """Send every chunk of ``sources`` that the store lacks; return what was sent.
+
+    Each pack is written before its index object, so after a crash a chunk is
+    either fully indexed (and skipped by the retry) or it is sent again.
+    """
+    known = store.chunk_index()
+    stats = UploadStats()
+    seen: set[bytes] = set()
+    lock = threading.Lock()
+    # bound memory: at most max_workers packs being encoded/sent plus one filling
+    slots = threading.BoundedSemaphore(max_workers + 1)
+    futures: list[Future] = []
+
+    def ship(raw: list[tuple[bytes, bytes]]) -> None:
+        try:
+            builder = PackBuilder()
+            for digest, data in raw:
+                stored, codec = encode_chunk(data, compression)
+                builder.add(digest, stored, len(data), codec)
+            pack_id, body, footer, entries = builder.finish()
+            del raw[:]
+            store.backend.put(pack_key(pack_id), body)
+            store.backend.put(index_key(pack_id), footer)
+            store.add_to_index(pack_id, entries)
+            with lock:
+                stats.packs += 1
+                stats.bytes_sent += len(body) + len(footer)
+            log.debug("pack %s: %d chunks, %d bytes", pack_id, len(entries), len(body))
+        finally:
+            slots.release()
+
+    with ThreadPoolExecutor(max_workers) as pool:
+        pending: list[tuple[bytes, bytes]] = []
+        pending_bytes = 0
+
+        def flush() -> None:
+            nonlocal pending, pending_bytes
+            slots.acquire()
+            futures.append(pool.submit(ship, pending))
+            pending, pending_bytes = [], 0
+            # surface a failure early instead of reading on
+            for f in [f for f in futures if f.done()]:
+                f.result()
+                futures.remove(f)
+
+        for chunk_list, read in sources:
+            wanted = [d for d, _ in chunk_list if d not in known and d not in seen]
+            if not wanted:
+                stats.chunks_known += len(chunk_list)
+                if progress:
+                    progress(sum(s for _, s in chunk_list))
+                continue
+            wanted_set = set(wanted)
+            for digest, data in read():
+                if progress:
+                    progress(len(data))
+                if digest not in wanted_set or digest in seen:
+                    stats.chunks_known += 1
+                    continue
+                seen.add(digest)
+                stats.chunks_new += 1
+                stats.bytes_new += len(data)
+                pending.append((digest, data))
+                pending_bytes += len(data)
+                if pending_bytes >= pack_size:
+                    flush()
+        if pending:
+            flush()
+        for f in futures:
+            f.result()
+    return stats
