@@ -62,6 +62,12 @@ class LocalDiskError(MountfsError):
     exit_code = 8
 
 
+class CacheUnusable(MountfsError):
+    """The cache directory's index is corrupt, from another layout, or not usable here."""
+
+    exit_code = 10
+
+
 # --- storage errors: backends map their service's errors onto these ---------
 
 

@@ -1,0 +1,393 @@
+"""Content-addressed cache of chunk bytes with an LRU size cap (DESIGN.md §5).
+
+Bytes live in ``<dir>/chunks/<hex[:2]>/<hex>``, indexed by LMDB sub-databases:
+``chunks`` (digest -> ``>QQ`` size, last_use ns), ``lru`` (``>Q`` last_use +
+digest -> ``b""``: the oldest first in a cursor scan, so eviction never sorts the
+index in memory) and ``meta`` (``chunks.bytes``, ``chunks.count``: ``>Q`` totals
+updated in the same transaction, so they stay exact).
+
+Invariant: a file under its final name changes (rename in, unlink) only inside
+the write transaction that changes its entry; the writer lock is shared by all
+processes, so a put in the CLI and an eviction in the daemon cannot interleave.
+Temp files are fsync'ed before the rename, so no crash leaves a partial file
+under a final name (which is why :meth:`ChunkCache.read` may skip verifying); a
+crash may leave an orphan file without an entry: wasted space, never wrong data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import secrets
+import shutil
+import struct
+import threading
+import time
+from typing import Iterable, Iterator
+
+import lmdb
+import xxhash
+
+from ..errors import IntegrityError, LocalDiskError
+from .env import open_env, release_env
+
+log = logging.getLogger(__name__)
+
+_ENTRY = struct.Struct(">QQ")  # size, last_use
+_U64 = struct.Struct(">Q")
+_BYTES, _COUNT = b"chunks.bytes", b"chunks.count"
+_FLUSH_SECONDS = 1.0  # last-use updates wait at most this long ...
+_FLUSH_HITS = 1024  # ... or this many hits before one write transaction
+_LOW_WATER = 0.9  # evict down to 90% of the cap so every put does not evict
+_EVICT_BATCH = 512  # deletions per write transaction: bounds the writer lock
+
+
+def _disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(exc, lmdb.Error) and "No space left" in str(exc)
+
+
+class ChunkCache:
+    """Chunks on local disk, named by their xxh3-128 digest, least recently used evicted first.
+
+    Safe to share between threads; several processes may open the same
+    ``directory`` at once.  Pins (:meth:`pin`, :meth:`pinned`) protect chunks
+    only from evictions run by *this* process.  ``hits``, ``misses`` and
+    ``evictions`` in :meth:`stats` count this instance; ``size`` and ``count``
+    are the whole directory's.
+    """
+
+    def __init__(self, directory: str, max_size: int, min_free: int = 0) -> None:
+        self.directory = os.path.abspath(directory)
+        self.max_size = max_size
+        self.min_free = min_free
+        self._chunk_dir = os.path.join(self.directory, "chunks")
+        self._tmp_dir = os.path.join(self.directory, "tmp")
+        os.makedirs(self._chunk_dir, exist_ok=True)
+        os.makedirs(self._tmp_dir, exist_ok=True)
+        self._cenv = open_env(self.directory)
+        try:
+            self._meta = self._cenv.db("meta")
+            self._chunks = self._cenv.db("chunks")
+            self._lru = self._cenv.db("lru")
+        except BaseException:
+            release_env(self._cenv)
+            raise
+        self._closed = False
+        # Guards everything below.  Lock order: an LMDB write txn, then this
+        # lock; never begin a write txn while holding it.
+        self._lock = threading.Lock()
+        self._pins: dict[bytes, int] = {}
+        self._pending: dict[bytes, int] = {}
+        self._last_flush = time.monotonic()
+        self._stamp = 0
+        self._hits = self._misses = self._evictions = 0
+
+    # --- public API --------------------------------------------------------
+
+    def get(self, digest: bytes) -> bytes | None:
+        """The chunk's bytes, verified against ``digest``; ``None`` if absent or damaged."""
+        try:
+            with open(self._path(digest), "rb") as fh:
+                data = fh.read()
+        except FileNotFoundError:
+            self._drop(digest, missing=True)
+            self._miss()
+            return None
+        if xxhash.xxh3_128_digest(data) != digest:
+            self._drop(digest, missing=False)
+            self._miss()
+            return None
+        self._use(digest)
+        return data
+
+    def read(self, digest: bytes, offset: int, length: int) -> bytes | None:
+        """``length`` bytes at ``offset`` of the chunk, unverified (it was verified by
+        :meth:`put`); shorter at the end of the chunk; ``None`` if absent."""
+        if offset < 0 or length < 0:
+            raise ValueError(f"bad chunk range offset={offset} length={length}")
+        try:
+            fd = os.open(self._path(digest), os.O_RDONLY)
+        except FileNotFoundError:
+            self._miss()
+            return None
+        try:
+            data = os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+        self._use(digest)
+        return data
+
+    def put(self, digest: bytes, data: bytes) -> None:
+        """Store ``data`` under ``digest``, then evict if over the cap or under ``min_free``.
+
+        Raises :class:`IntegrityError` if ``data`` does not hash to ``digest`` and
+        :class:`LocalDiskError` if the disk is full.
+        """
+        path = self._path(digest)  # also checks the digest's type
+        actual = xxhash.xxh3_128_digest(data)
+        if actual != digest:
+            raise IntegrityError(
+                f"chunk {digest.hex()}: data does not match its digest "
+                f"(it hashes to {actual.hex()})"
+            )
+        if self.contains(digest) and os.path.exists(path):
+            self._use(digest, hit=False)
+            return
+        tmp = None
+        try:
+            tmp = self._write_temp(data)
+            total = self._index_new(digest, path, tmp, len(data))
+        except (OSError, lmdb.Error) as exc:
+            if not _disk_full(exc):
+                raise
+            raise LocalDiskError(
+                f"no space left in the cache at {self.directory} while storing chunk "
+                f"{digest.hex()}: free some disk space or lower the cache size"
+            ) from exc
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        self._evict_if_needed(total)
+
+    def contains(self, digest: bytes) -> bool:
+        """Whether the index has the chunk (its file is checked only when read)."""
+        with self._txn() as txn:
+            return txn.get(digest, db=self._chunks) is not None
+
+    def pin(self, digest: bytes) -> None:
+        """Protect a chunk from this process's evictions until the matching :meth:`unpin`."""
+        with self._lock:
+            self._pins[digest] = self._pins.get(digest, 0) + 1
+
+    def unpin(self, digest: bytes) -> None:
+        """Undo one :meth:`pin`."""
+        with self._lock:
+            n = self._pins.pop(digest, 0)
+            if n == 0:
+                raise ValueError(f"chunk {digest.hex()} is not pinned")
+            if n > 1:
+                self._pins[digest] = n - 1
+
+    @contextlib.contextmanager
+    def pinned(self, digests: Iterable[bytes]) -> Iterator[None]:
+        """Pin ``digests`` for the duration of the ``with`` block."""
+        held = list(digests)
+        for d in held:
+            self.pin(d)
+        try:
+            yield
+        finally:
+            for d in held:
+                self.unpin(d)
+
+    def evict(self, target_bytes: int | None = None) -> int:
+        """Evict least recently used, unpinned chunks until the cache holds at most
+        ``target_bytes`` (default: ``max_size``); return the bytes freed."""
+        target = self.max_size if target_bytes is None else max(0, target_bytes)
+        self._flush()  # LRU order must include this process's recent hits
+        freed, resume = 0, b""
+        while resume is not None:
+            with self._txn(write=True) as txn:
+                start = total = self._u64(txn, _BYTES)
+                if total <= target:
+                    break
+                with self._lock:
+                    pins = set(self._pins)
+                cur = txn.cursor(db=self._lru)
+                ok, done, gone = cur.set_range(resume), 0, 0
+                while ok and total > target and done < _EVICT_BATCH:
+                    digest = cur.key()[8:]
+                    if digest in pins:
+                        ok = cur.next()
+                        continue
+                    entry = txn.pop(digest, db=self._chunks)
+                    cur.delete()
+                    ok = bool(cur.key())  # delete moved the cursor to the next key
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self._path(digest))
+                    done += 1
+                    if entry is not None:
+                        size = _ENTRY.unpack(entry)[0]
+                        total, freed, gone = total - size, freed + size, gone + 1
+                resume = cur.key() if ok and total > target else None
+                self._add_totals(txn, total - start, -gone)
+            with self._lock:
+                self._evictions += gone
+        return freed
+
+    def clear(self) -> None:
+        """Remove every chunk, pinned or not, for all processes using this directory."""
+        trash = os.path.join(self._tmp_dir, f"trash-{secrets.token_hex(4)}")
+        with self._txn(write=True) as txn:
+            txn.drop(self._chunks, delete=False)
+            txn.drop(self._lru, delete=False)
+            txn.put(_BYTES, _U64.pack(0), db=self._meta)
+            txn.put(_COUNT, _U64.pack(0), db=self._meta)
+            # A rename is instant, so the writer lock is held briefly.
+            os.rename(self._chunk_dir, trash)
+            os.makedirs(self._chunk_dir)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def stats(self) -> dict[str, int]:
+        """size, count (whole directory), max_size, and this instance's hits, misses, evictions."""
+        with self._txn() as txn:
+            size, count = self._u64(txn, _BYTES), self._u64(txn, _COUNT)
+        with self._lock:
+            return {"size": size, "count": count, "max_size": self.max_size,
+                    "hits": self._hits, "misses": self._misses, "evictions": self._evictions}
+
+    def close(self) -> None:
+        """Write pending last-use times and release the environment; idempotent."""
+        if self._closed:
+            return
+        try:
+            self._flush()
+        finally:
+            self._closed = True
+            release_env(self._cenv)
+
+    def __enter__(self) -> "ChunkCache":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- index -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _txn(self, write: bool = False) -> Iterator[lmdb.Transaction]:
+        if self._closed:
+            raise ValueError("the chunk cache is closed")
+        with self._cenv.begin(write=write) as txn:
+            yield txn
+
+    def _u64(self, txn: lmdb.Transaction, key: bytes) -> int:
+        raw = txn.get(key, db=self._meta)
+        return _U64.unpack(raw)[0] if raw else 0
+
+    def _add_totals(self, txn: lmdb.Transaction, nbytes: int, count: int) -> int:
+        total = max(0, self._u64(txn, _BYTES) + nbytes)
+        txn.put(_BYTES, _U64.pack(total), db=self._meta)
+        txn.put(_COUNT, _U64.pack(max(0, self._u64(txn, _COUNT) + count)), db=self._meta)
+        return total
+
+    def _index_new(self, digest: bytes, path: str, tmp: str, size: int) -> int:
+        """Move ``tmp`` to ``path`` and index it in one write txn; return the new total."""
+        with self._txn(write=True) as txn:
+            old = txn.get(digest, db=self._chunks)
+            if old is not None and os.path.exists(path):
+                return self._u64(txn, _BYTES)  # another thread or process won the race
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.replace(tmp, path)
+            try:
+                if old is not None:  # entry whose file vanished: replace it
+                    old_size, old_use = _ENTRY.unpack(old)
+                    txn.delete(_U64.pack(old_use) + digest, db=self._lru)
+                    self._add_totals(txn, -old_size, -1)
+                stamp = self._next_stamp()
+                txn.put(digest, _ENTRY.pack(size, stamp), db=self._chunks)
+                txn.put(_U64.pack(stamp) + digest, b"", db=self._lru)
+                return self._add_totals(txn, size, 1)
+            except BaseException:
+                os.unlink(path)  # keep file and index in step
+                raise
+
+    def _drop(self, digest: bytes, missing: bool) -> None:
+        """Forget a chunk whose file is missing or damaged, and say so."""
+        if missing and not self.contains(digest):
+            return  # a plain miss: never stored, or evicted
+        path = self._path(digest)
+        with self._txn(write=True) as txn:
+            entry = txn.get(digest, db=self._chunks)
+            if missing and (entry is None or os.path.exists(path)):
+                return  # raced with an eviction or a new put: nothing is wrong
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            if entry is not None:
+                size, last_use = _ENTRY.unpack(entry)
+                txn.delete(digest, db=self._chunks)
+                txn.delete(_U64.pack(last_use) + digest, db=self._lru)
+                self._add_totals(txn, -size, -1)
+        why = "its file is missing" if missing else "its file does not match its digest"
+        log.warning("cache chunk %s dropped: %s", digest.hex(), why)
+
+    def _evict_if_needed(self, total: int) -> None:
+        low = int(self.max_size * _LOW_WATER)
+        targets = [low] if total > self.max_size else []
+        if self.min_free:
+            st = os.statvfs(self.directory)
+            short = self.min_free - st.f_bavail * st.f_frsize
+            if short > 0:
+                targets.append(max(0, total - short - (self.max_size - low)))
+        if targets:
+            self.evict(min(targets))
+
+    # --- last use ----------------------------------------------------------
+
+    def _next_stamp(self) -> int:
+        # Strictly increasing within a process, so LRU order is exact here.
+        with self._lock:
+            self._stamp = max(time.time_ns(), self._stamp + 1)
+            return self._stamp
+
+    def _miss(self) -> None:
+        with self._lock:
+            self._misses += 1
+
+    def _use(self, digest: bytes, hit: bool = True) -> None:
+        """Count a hit and batch its last-use time in memory; flush when due."""
+        stamp = self._next_stamp()
+        with self._lock:
+            self._hits += hit
+            self._pending[digest] = stamp
+            due = (len(self._pending) >= _FLUSH_HITS
+                   or time.monotonic() - self._last_flush >= _FLUSH_SECONDS)
+        if due:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write batched last-use times: one write txn instead of one per hit."""
+        with self._lock:
+            batch, self._pending = self._pending, {}
+            self._last_flush = time.monotonic()
+        if not batch:
+            return
+        with self._txn(write=True) as txn:
+            for digest, stamp in batch.items():
+                entry = txn.get(digest, db=self._chunks)
+                if entry is None:
+                    continue  # evicted meanwhile
+                size, old = _ENTRY.unpack(entry)
+                if stamp > old:
+                    txn.delete(_U64.pack(old) + digest, db=self._lru)
+                    txn.put(_U64.pack(stamp) + digest, b"", db=self._lru)
+                    txn.put(digest, _ENTRY.pack(size, stamp), db=self._chunks)
+
+    # --- files -------------------------------------------------------------
+
+    def _path(self, digest: bytes) -> str:
+        if not isinstance(digest, bytes) or len(digest) != 16:
+            raise ValueError(f"a chunk digest is 16 bytes, got {digest!r}")
+        h = digest.hex()
+        return os.path.join(self._chunk_dir, h[:2], h)
+
+    def _write_temp(self, data: bytes) -> str:
+        """Write ``data`` to a new temp file and fsync it; remove it on any failure."""
+        tmp = os.path.join(self._tmp_dir, f"{os.getpid()}.{secrets.token_hex(8)}.tmp")
+        try:
+            with open(tmp, "xb") as fh:
+                fh.write(data)
+                fh.flush()
+                # Durable before the rename, so a power cut cannot leave a
+                # short file under a final name that read() would trust.
+                os.fsync(fh.fileno())
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return tmp

@@ -1,0 +1,403 @@
+"""ChunkCache against real LMDB in temp directories (no mocks of the index)."""
+
+from __future__ import annotations
+
+import errno
+import multiprocessing
+import os
+import random
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+
+import pytest
+import xxhash
+from hypothesis import given, settings, strategies as st
+
+from mountfs.cache import CacheUnusable, ChunkCache
+from mountfs.cache import chunks as chunks_mod
+from mountfs.cache.env import open_env, release_env
+from mountfs.errors import IntegrityError, LocalDiskError, MountfsError
+
+
+def chunk(i: int, size: int | None = None) -> tuple[bytes, bytes]:
+    """Deterministic chunk ``i``: (data, digest)."""
+    size = 1 + (i * 37) % 200 if size is None else size
+    data = bytes((i + k) % 251 for k in range(size))
+    return data, xxhash.xxh3_128_digest(data)
+
+
+@pytest.fixture
+def open_cache(tmp_path):
+    opened: list[ChunkCache] = []
+
+    def _open(max_size: int = 1 << 20, min_free: int = 0, directory=None) -> ChunkCache:
+        cache = ChunkCache(str(directory or tmp_path / "cache"), max_size, min_free)
+        opened.append(cache)
+        return cache
+
+    yield _open
+    for cache in opened:
+        cache.close()
+
+
+def check_consistent(cache: ChunkCache) -> dict[bytes, int]:
+    """Index, LRU table, totals and files agree exactly; return digest -> size."""
+    env = cache._cenv.env
+    with env.begin() as txn:
+        entries = {k: v for k, v in txn.cursor(db=cache._chunks)}
+        lru = [k for k, _ in txn.cursor(db=cache._lru)]
+        total = cache._u64(txn, b"chunks.bytes")
+        count = cache._u64(txn, b"chunks.count")
+    sizes = {d: chunks_mod._ENTRY.unpack(v)[0] for d, v in entries.items()}
+    uses = {d: chunks_mod._ENTRY.unpack(v)[1] for d, v in entries.items()}
+    assert sorted(lru) == sorted(chunks_mod._U64.pack(uses[d]) + d for d in entries)
+    assert total == sum(sizes.values()) and count == len(sizes)
+    on_disk = {}
+    for root, _, files in os.walk(cache._chunk_dir):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as fh:
+                data = fh.read()
+            assert xxhash.xxh3_128_digest(data).hex() == name
+            on_disk[bytes.fromhex(name)] = len(data)
+    assert on_disk == sizes
+    assert [n for n in os.listdir(cache._tmp_dir) if n.endswith(".tmp")] == []
+    return sizes
+
+
+def test_round_trip(open_cache):
+    cache = open_cache()
+    data, d = chunk(1, 1000)
+    assert cache.get(d) is None and not cache.contains(d)
+    cache.put(d, data)
+    assert cache.contains(d)
+    assert cache.get(d) == data
+    assert cache.read(d, 10, 20) == data[10:30]
+    assert cache.read(d, 990, 100) == data[990:]
+    cache.put(d, data)  # already present: no second copy
+    s = cache.stats()
+    assert (s["size"], s["count"], s["hits"], s["misses"]) == (1000, 1, 3, 1)
+    assert cache.read(chunk(2)[1], 0, 10) is None
+    check_consistent(cache)
+
+
+def test_put_of_mismatched_data_raises_integrity_error(open_cache):
+    cache = open_cache()
+    data, d = chunk(1)
+    with pytest.raises(IntegrityError, match=d.hex()):
+        cache.put(d, data + b"x")
+    assert not cache.contains(d)
+    assert check_consistent(cache) == {}
+
+
+@pytest.mark.allow_warnings  # the conftest otherwise fails any test that logs a WARNING
+@pytest.mark.parametrize("damage", ["corrupt", "truncate", "delete"])
+def test_damaged_chunk_file_is_dropped(open_cache, caplog, damage):
+    cache = open_cache()
+    data, d = chunk(3, 500)
+    cache.put(d, data)
+    path = cache._path(d)
+    if damage == "delete":
+        os.unlink(path)
+    else:
+        with open(path, "r+b") as fh:
+            fh.truncate(100) if damage == "truncate" else fh.write(b"\xff" * 10)
+    assert cache.get(d) is None
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert d.hex() in caplog.records[0].getMessage()
+    assert not cache.contains(d) and not os.path.exists(path)
+    assert cache.stats()["size"] == 0 and cache.stats()["misses"] == 1
+    check_consistent(cache)
+    cache.put(d, data)  # a refetch heals it
+    assert cache.get(d) == data
+
+
+def test_lru_eviction_honours_recent_gets(open_cache):
+    cache = open_cache(max_size=400)
+    items = [chunk(i, 100) for i in range(5)]
+    for data, d in items[:4]:
+        cache.put(d, data)
+    assert cache.get(items[0][1]) == items[0][0]  # a is now the newest
+    cache.put(items[4][1], items[4][0])  # 500 > 400: evict to 360 => b and c go
+    present = [i for i, (_, d) in enumerate(items) if cache.contains(d)]
+    assert present == [0, 3, 4]
+    assert cache.stats()["evictions"] == 2
+    check_consistent(cache)
+
+
+def test_pinned_chunks_survive_eviction(open_cache):
+    cache = open_cache(max_size=400)
+    items = [chunk(i, 100) for i in range(6)]
+    for data, d in items[:4]:
+        cache.put(d, data)
+    with cache.pinned([items[0][1], items[1][1]]):
+        cache.put(items[4][1], items[4][0])
+        assert [cache.contains(d) for _, d in items[:5]] == [True, True, False, False, True]
+        assert cache.evict(0) == 100  # only the unpinned one
+        assert cache.stats()["size"] == 200
+    cache.pin(items[0][1])
+    assert cache.evict(0) == 100
+    assert [cache.contains(d) for _, d in items] == [True] + [False] * 5
+    cache.unpin(items[0][1])
+    with pytest.raises(ValueError):
+        cache.unpin(items[0][1])
+    check_consistent(cache)
+
+
+def test_evict_default_target_is_the_cap(open_cache):
+    cache = open_cache(max_size=1000)
+    for i in range(8):
+        cache.put(chunk(i, 100)[1], chunk(i, 100)[0])
+    cache.max_size = 500
+    assert cache.evict() == 300 and cache.stats()["size"] == 500
+    assert cache.evict(10_000) == 0
+    check_consistent(cache)
+
+
+def test_low_free_space_triggers_eviction(open_cache, monkeypatch):
+    cache = open_cache(max_size=10_000, min_free=1 << 30)
+    free = {"bytes": 10 << 30}
+
+    class Fake:
+        def __init__(self, path):
+            self.f_bavail, self.f_frsize = free["bytes"], 1
+
+    monkeypatch.setattr(os, "statvfs", Fake)
+    for i in range(5):
+        cache.put(chunk(i, 1000)[1], chunk(i, 1000)[0])
+    assert cache.stats()["size"] == 5000
+    free["bytes"] = (1 << 30) - 1500  # 1500 short: frees that plus 10% of the cap
+    cache.put(chunk(9, 1000)[1], chunk(9, 1000)[0])
+    assert cache.stats()["size"] == 3000
+    check_consistent(cache)
+
+
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.sampled_from(["put", "get", "read", "pin", "unpin"]), st.integers(0, 11)),
+        st.tuples(st.just("evict"), st.integers(0, 600)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(OPS)
+def test_size_accounting_matches_a_model(ops):
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = ChunkCache(tmp, max_size=500)
+        try:
+            lru: OrderedDict[bytes, int] = OrderedDict()
+            pins: dict[bytes, int] = {}
+
+            def model_evict(target: int) -> int:
+                freed = 0
+                for d in list(lru):
+                    if sum(lru.values()) <= target:
+                        break
+                    if not pins.get(d):
+                        freed += lru.pop(d)
+                return freed
+
+            for op, arg in ops:
+                data, d = chunk(arg)
+                if op == "put":
+                    if d in lru:
+                        lru.move_to_end(d)
+                    else:
+                        lru[d] = len(data)
+                        if sum(lru.values()) > 500:
+                            model_evict(450)
+                    cache.put(d, data)
+                elif op in ("get", "read"):
+                    got = cache.get(d) if op == "get" else cache.read(d, 1, 5)
+                    assert got == ((data if op == "get" else data[1:6]) if d in lru else None)
+                    if d in lru:
+                        lru.move_to_end(d)
+                elif op == "pin":
+                    pins[d] = pins.get(d, 0) + 1
+                    cache.pin(d)
+                elif op == "unpin" and pins.get(d):
+                    pins[d] -= 1
+                    cache.unpin(d)
+                elif op == "evict":
+                    assert cache.evict(arg) == model_evict(arg)
+                assert cache.stats()["size"] == sum(lru.values())
+            assert check_consistent(cache) == dict(lru)
+        finally:
+            cache.close()
+
+
+def test_state_survives_restart(open_cache, tmp_path):
+    cache = open_cache(max_size=300)
+    items = [chunk(i, 100) for i in range(4)]
+    for data, d in items[:3]:
+        cache.put(d, data)
+    cache.get(items[0][1])  # only in the pending batch until close
+    cache.close()
+    cache = open_cache(max_size=300)
+    assert cache.stats()["size"] == 300 and cache.stats()["count"] == 3
+    cache.put(items[3][1], items[3][0])  # 400 > 300: evict to 270, oldest first
+    assert [cache.contains(d) for _, d in items] == [True, False, False, True]
+    assert cache.get(items[0][1]) == items[0][0]
+    check_consistent(cache)
+
+
+def test_two_instances_in_one_process_share_the_environment(open_cache, tmp_path):
+    os.makedirs(tmp_path / "cache")
+    os.symlink(tmp_path / "cache", tmp_path / "alias")
+    one, two = open_cache(), open_cache(directory=tmp_path / "alias")
+    assert one._cenv is two._cenv
+    data, d = chunk(5)
+    one.put(d, data)
+    one.close()
+    assert two.get(d) == data
+
+
+def _worker(directory: str, seed: int, rounds: int) -> int:
+    cache = ChunkCache(directory, max_size=6000)
+    rng, wrong = random.Random(seed), 0
+    try:
+        for _ in range(rounds):
+            data, d = chunk(rng.randrange(60))
+            cache.put(d, data)
+            data, d = chunk(rng.randrange(60))
+            wrong += cache.get(d) not in (None, data)
+            wrong += cache.read(d, 2, 7) not in (None, data[2:9])
+            if rng.random() < 0.05:
+                cache.evict(rng.randrange(6000))
+    finally:
+        cache.close()
+    return wrong
+
+
+def test_two_processes_stay_consistent(tmp_path, open_cache):
+    directory = str(tmp_path / "cache")
+    ChunkCache(directory, max_size=6000).close()  # create it before the race
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        results = pool.starmap(_worker, [(directory, 1, 300), (directory, 2, 300)])
+    assert results == [0, 0]
+    cache = open_cache(max_size=6000)
+    assert sum(check_consistent(cache).values()) <= 6000
+
+
+def test_threads_stay_consistent(open_cache):
+    cache = open_cache(max_size=5000)
+    errors: list[BaseException] = []
+
+    def work(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            for _ in range(150):
+                data, d = chunk(rng.randrange(50))
+                cache.put(d, data)
+                data, d = chunk(rng.randrange(50))
+                assert cache.get(d) in (None, data)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(s,)) for s in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sum(check_consistent(cache).values()) <= 5000
+
+
+def test_disk_full_raises_local_disk_error_and_leaves_no_temp(open_cache, monkeypatch):
+    cache = open_cache()
+    data, d = chunk(7)
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(LocalDiskError, match="no space left"):
+        cache.put(d, data)
+    monkeypatch.undo()
+    assert os.listdir(cache._tmp_dir) == [] and not cache.contains(d)
+    cache.put(d, data)
+    assert check_consistent(cache) == {d: len(data)}
+
+
+def test_stale_temp_files_of_dead_writers_are_swept(open_cache, tmp_path):
+    tmp = tmp_path / "cache" / "tmp"
+    os.makedirs(tmp)
+    dead = tmp / "999999999.abc.tmp"
+    fresh = tmp / f"{os.getpid()}.def.tmp"
+    dead.write_bytes(b"partial")
+    fresh.write_bytes(b"in progress")
+    old = time.time() - 120
+    os.utime(dead, (old, old))
+    os.utime(fresh, (old, old))
+    open_cache()
+    assert sorted(os.listdir(tmp)) == [fresh.name]
+
+
+def test_corrupt_index_says_how_to_recover(tmp_path):
+    index = tmp_path / "cache" / "index"
+    os.makedirs(index)
+    (index / "data.mdb").write_bytes(os.urandom(64 << 10))
+    with pytest.raises(CacheUnusable, match="mountfs cache clear") as info:
+        ChunkCache(str(tmp_path / "cache"), 1 << 20)
+    assert isinstance(info.value, MountfsError)
+
+
+def test_incompatible_layout_version_is_refused(tmp_path):
+    directory = str(tmp_path / "cache")
+    cenv = open_env(directory)
+    with cenv.env.begin(write=True) as txn:
+        txn.put(b"layout", b"999", db=cenv.db("meta"))
+    release_env(cenv)
+    with pytest.raises(CacheUnusable, match="layout version is 999.*remove the folder"):
+        ChunkCache(directory, 1 << 20)
+
+
+def test_forked_child_gets_a_clear_error(open_cache):
+    cache = open_cache()
+    data, d = chunk(8)
+    cache.put(d, data)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            cache.contains(d)
+            code = 1
+        except CacheUnusable:
+            try:
+                ChunkCache(cache.directory, 1 << 20)
+                code = 2
+            except CacheUnusable:
+                code = 0
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert cache.get(d) == data  # the parent is unharmed
+    check_consistent(cache)
+
+
+def test_clear_removes_everything(open_cache):
+    cache = open_cache()
+    for i in range(5):
+        cache.put(chunk(i)[1], chunk(i)[0])
+    cache.clear()
+    assert cache.stats()["size"] == 0 and cache.stats()["count"] == 0
+    assert check_consistent(cache) == {}
+    cache.put(chunk(1)[1], chunk(1)[0])
+    assert cache.get(chunk(1)[1]) == chunk(1)[0]
+    assert os.listdir(cache._tmp_dir) == []
+
+
+def test_eviction_resumes_across_batches_past_pinned_chunks(open_cache, monkeypatch):
+    monkeypatch.setattr(chunks_mod, "_EVICT_BATCH", 2)
+    cache = open_cache(max_size=10_000)
+    items = [chunk(i, 100) for i in range(20)]
+    for data, d in items:
+        cache.put(d, data)
+    keep = [d for i, (_, d) in enumerate(items) if i % 3 == 0]
+    with cache.pinned(keep):
+        assert cache.evict(0) == 100 * (20 - len(keep))
+    assert set(check_consistent(cache)) == set(keep)
+    assert cache.stats()["evictions"] == 20 - len(keep)
