@@ -27,9 +27,8 @@ mountfs add --files "$samples"
 mountfs close
 echo "== finalized; the catalog now holds:"
 mountfs search --project demo
-echo "== files of version $id:"
-mountfs list --id "$id" | head -5
-echo "   ..."
+echo "== some files of version $id:"
+mountfs list --id "$id" --filter "train/img_000*"
 copy=$(mountfs get --id "$id")
 echo "== local copy of $id is at: $copy"
 diff -r "$samples" "$copy" && echo "== the local copy matches the sample files byte for byte"

@@ -334,6 +334,7 @@ class Dataset:
         recursive: bool = True,
         verbose: bool = False,
         max_workers: int | None = None,
+        show_progress: bool = False,
     ) -> int:
         """Add a file or a folder's files to the draft; return how many were added or changed.
 
@@ -342,8 +343,9 @@ class Dataset:
         :param local_base_folder: files are stored relative to this folder instead of ``path``
         :param dataset_path: folder inside the dataset to put the files under
         :param recursive: descend into sub-folders
-        :param verbose: print each file and show a progress bar
+        :param verbose: print each file added and show a progress bar
         :param max_workers: threads hashing files (default: logical cores)
+        :param show_progress: show a progress bar while hashing
         """
         self._require_draft("add files")
         items = ingest.scan(str(path), wildcard, local_base_folder, dataset_path, recursive)
@@ -351,7 +353,7 @@ class Dataset:
             log.info("add_files(%s): no files matched", path)
             return 0
         total = sum(os.path.getsize(src) for src, _ in items)
-        with progress_bar(total, "hashing", verbose) as advance:
+        with progress_bar(total, "hashing", verbose or show_progress) as advance:
             cuts = ingest.cut_all(items, self.storage.params, _default_workers(max_workers), advance)
         table = self._table()
         changed = 0
@@ -433,7 +435,7 @@ class Dataset:
         store = self.storage
         table = self._table()
         pending = [e for e in sorted(table.values(), key=lambda e: e.path) if self._pending(e)]
-        compress = not (compression is False or compression in (0, "none", "stored") or compression == 0)
+        compress = not (compression is False or compression in (0, "none", "stored"))
         pack_size = int(chunk_size) << 20 if chunk_size else 32 << 20
         total = sum(e.size for e in pending)
         for attempt in range(max(0, retries) + 1):
@@ -611,12 +613,14 @@ class Dataset:
         raise_on_error: bool = True,
         max_workers: int | None = None,
         files: Sequence[str] | None = None,
+        show_progress: bool = False,
     ) -> str | None:
         """A read-only folder with this version's files, built from the local cache and reused when complete.
 
         :param part: with ``num_parts``, only slice ``part`` (0-based) of ``num_parts`` disjoint slices
         :param files: only these paths (or folders, or wildcards)
         :param max_workers: parallel fetch/write threads (default: logical cores)
+        :param show_progress: show a progress bar while fetching
         """
         if use_soft_links:
             log.debug("use_soft_links: local copies are always plain files; ignored")
@@ -630,7 +634,7 @@ class Dataset:
             if files is not None:
                 suffix += ".files-" + hashlib.sha1("\0".join(sorted(e.path for e in entries)).encode()).hexdigest()[:12]
             target = os.path.join(self._sess.config.cache_dir, "copies", self.id + suffix)
-            with progress_bar(sum(e.size for e in entries), "fetching", False) as advance:
+            with progress_bar(sum(e.size for e in entries), "fetching", show_progress) as advance:
                 return localcopy.build_cached_copy(
                     entries, self.storage, self._sess.cache, target, max_workers=_default_workers(max_workers), progress=advance
                 )
@@ -648,19 +652,22 @@ class Dataset:
         num_parts: int | None = None,
         raise_on_error: bool = True,
         max_workers: int | None = None,
+        show_progress: bool = False,
     ) -> str | None:
         """Write this version's files into ``target_folder`` as plain writable files.
 
         :param overwrite: empty a non-empty ``target_folder`` first (else it is refused)
+        :param show_progress: show a progress bar while copying
         """
         try:
             if not self.is_final():
                 raise StateError(f"dataset {self.id} is not finalized; copy a finalized version")
             entries = self._select(part, num_parts, None)
-            return localcopy.build_mutable_copy(
-                entries, self.storage, self._sess.cache, os.path.abspath(str(target_folder)),
-                overwrite=overwrite, max_workers=_default_workers(max_workers),
-            )
+            with progress_bar(sum(e.size for e in entries), "copying", show_progress) as advance:
+                return localcopy.build_mutable_copy(
+                    entries, self.storage, self._sess.cache, os.path.abspath(str(target_folder)),
+                    overwrite=overwrite, max_workers=_default_workers(max_workers), progress=advance,
+                )
         except MountfsError as exc:
             if raise_on_error:
                 raise
@@ -673,7 +680,8 @@ class Dataset:
         """Check content against the recorded digests; return the paths that fail.
 
         With ``local_copy_path`` the files of that folder are checked (``skip_hash``:
-        sizes only); without it every chunk of the version is read from the store.
+        sizes only); without it every chunk of the version is read from the store
+        and checked (``skip_hash`` does not apply there).
         """
         bad: list[str] = []
         entries = sorted(self._table().values(), key=lambda e: e.path)

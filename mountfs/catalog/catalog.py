@@ -79,11 +79,38 @@ class Catalog:
             rest = o.key[len(prefix):]
             if "/" in rest:
                 continue  # a nested project's pointers, not ours
-            try:
-                out[rest] = json.loads(self.backend.get(o.key))["id"]
-            except (ObjectNotFound, ValueError, KeyError):
-                log.warning("skipping unreadable version pointer %s", o.key)
+            dataset_id = self._pointer_id(o.key)
+            if dataset_id:
+                out[rest] = dataset_id
         return out
+
+    def pointers(self, known: dict[str, str] | None = None) -> dict[tuple[str, str, str], str]:
+        """(project, name, version) -> id of every version in the catalog.
+
+        ``known`` maps pointer keys to ids already read: pointers never change
+        once created, so only new ones are fetched (and added to it).
+        """
+        known = {} if known is None else known
+        keys = [o.key for o in self.backend.list("catalog/")]
+        new = [k for k in keys if k not in known]
+        if new:
+            with ThreadPoolExecutor(8) as pool:
+                for key, dataset_id in zip(new, pool.map(self._pointer_id, new)):
+                    if dataset_id:
+                        known[key] = dataset_id
+        out = {}
+        for key in keys:
+            parts = key.split("/")
+            if key in known and len(parts) >= 4:
+                out[("/".join(parts[1:-2]), parts[-2], parts[-1])] = known[key]
+        return out
+
+    def _pointer_id(self, key: str) -> str:
+        try:
+            return json.loads(self.backend.get(key))["id"]
+        except (ObjectNotFound, ValueError, KeyError):
+            log.warning("skipping unreadable version pointer %s", key)
+            return ""
 
     def claim(self, project: str, name: str, version: str | None, dataset_id: str) -> str:
         """Create the pointer for (project, name, version) atomically; return the version.

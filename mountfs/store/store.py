@@ -6,7 +6,7 @@ import logging
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from ..backends import Backend, open_backend
 from ..errors import IntegrityError, ObjectNotFound
@@ -121,12 +121,16 @@ class Store:
         return data[-16:]
 
     def get_manifest(self, dataset_id: str) -> list[FileEntry]:
+        return list(self.iter_manifest(dataset_id))
+
+    def iter_manifest(self, dataset_id: str) -> Iterator[FileEntry]:
+        """A version's entries in path order, decoded lazily (for millions of files)."""
         key = manifest_key(dataset_id)
         try:
             data = self.backend.get(key)
         except ObjectNotFound:
             raise IntegrityError(f"manifest {self.url}/{key} is missing: the version is damaged") from None
-        return manifest_codec.decode(data, f"{self.url}/{key}")[1]
+        return manifest_codec.iter_decode(data, f"{self.url}/{key}")[1]
 
     def close(self) -> None:
         self.backend.close()

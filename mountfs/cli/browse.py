@@ -1,0 +1,182 @@
+"""Commands that read versions: search, info, list, get, verify."""
+
+from __future__ import annotations
+
+import click
+
+from ..dataset import Dataset
+from ..errors import IntegrityError, StateError, UsageError
+from ..session import current
+from .common import Command, ListOption, Selector, as_list, dataset_selector, describe, resolve, show_progress
+from .output import echo_json, echo_table, human_size
+
+_json = click.option("--json", "as_json", is_flag=True, help="Print JSON only, for scripts.")
+_workers = click.option("--max-workers", type=click.IntRange(min=1), metavar="N", help="Parallel threads (default: logical cores).")
+
+
+@click.command(cls=Command)
+@click.option("--project", metavar="PROJECT", help="Only this project and the projects nested in it.")
+@click.option("--name", metavar="TEXT", help="Only names containing TEXT (case-insensitive).")
+@click.option("--tags", cls=ListOption, metavar="TAG...", help="Only datasets carrying all these tags.")
+@click.option("--all", "include_drafts", is_flag=True, help="Include drafts (default: finalized versions only).")
+@_json
+def search(project, name, tags, include_drafts, as_json) -> None:
+    """Find dataset versions, newest first."""
+    found = Dataset.list_datasets(
+        dataset_project=project, partial_name=name, tags=as_list(tags), only_completed=not include_drafts,
+    )
+    if as_json:
+        echo_json(found)
+        return
+    if not found:
+        click.echo("no datasets match" + ("" if include_drafts else " (drafts are shown with --all)"), err=True)
+        return
+    final = ("completed", "published")
+    echo_table(
+        ["ID", "PROJECT", "NAME", "VERSION", "STATUS", "FILES", "SIZE", "CREATED"],
+        [
+            [d["id"], d["project"], d["name"], d["version"], d["status"],
+             d["file_count"] if d["status"] in final else "-",
+             human_size(d["total_size"]) if d["status"] in final else "-", d["created"]]
+            for d in found
+        ],
+        right=("FILES", "SIZE"),
+    )
+
+
+def _info(ds: Dataset) -> dict:
+    rec = ds.record
+    doc = {
+        "id": rec.id, "project": rec.project, "name": rec.name, "version": rec.version, "status": rec.status,
+        "parents": list(rec.parents), "tags": list(rec.tags), "description": rec.description,
+        "storage": rec.storage or current().catalog_url,
+        "created": rec.created, "finalized": rec.finalized or None, "published": rec.published or None,
+    }
+    if ds.is_final():
+        doc.update(file_count=rec.file_count, total_size=rec.total_size, changes=dict(rec.changes))
+    else:
+        # a draft's counts are not recorded until finalize: compute them from its current state
+        entries = ds.file_entries_dict
+        doc.update(
+            file_count=len(entries), total_size=sum(e.size for e in entries.values()),
+            changes={"added": len(ds.list_added_files()), "modified": len(ds.list_modified_files()),
+                     "removed": len(ds.list_removed_files())},
+            pending_upload=ds.is_dirty(),
+        )
+    doc["metadata"] = sorted(rec.metadata)
+    return doc
+
+
+@click.command(cls=Command)
+@dataset_selector
+@_json
+def info(sel: Selector, as_json: bool) -> None:
+    """Show one version's record.
+
+    Status, parents, tags, sizes, changes against the parents, metadata names.
+    """
+    doc = _info(resolve(sel))
+    if as_json:
+        echo_json(doc)
+        return
+    changes = doc["changes"]
+    lines = [
+        ("id", doc["id"]), ("project", doc["project"]), ("name", doc["name"]), ("version", doc["version"]),
+        ("status", doc["status"] + (" (files not uploaded yet)" if doc.get("pending_upload") else "")),
+        ("parents", ", ".join(doc["parents"]) or "-"), ("tags", ", ".join(doc["tags"]) or "-"),
+        ("description", doc["description"] or "-"), ("storage", doc["storage"]),
+        ("created", doc["created"]), ("finalized", doc["finalized"] or "-"), ("published", doc["published"] or "-"),
+        ("files", f"{doc['file_count']} ({human_size(doc['total_size'])})"),
+        ("changes", ", ".join(f"{changes.get(k, 0)} {k}" for k in ("added", "modified", "removed"))),
+        ("metadata", ", ".join(doc["metadata"]) or "-"),
+    ]
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        click.echo(f"{key + ':':<{width + 1}} {value}")
+
+
+@click.command("list", cls=Command)
+@dataset_selector
+@click.option("--filter", "pattern", metavar="WILDCARD", help="Only paths matching (a path, folder or wildcard).")
+@_json
+def list_files(sel: Selector, pattern: str | None, as_json: bool) -> None:
+    """List the files of a version with their sizes."""
+    ds = resolve(sel)
+    entries = ds.file_entries_dict
+    paths = ds.list_files(dataset_path=pattern) if pattern else sorted(entries)
+    if as_json:
+        echo_json([{"path": p, "size": entries[p].size} for p in paths])
+        return
+    echo_table(["SIZE", "PATH"], [[human_size(entries[p].size), p] for p in paths], right=("SIZE",))
+    total = sum(entries[p].size for p in paths)
+    click.echo(f"{len(paths)} file(s), {human_size(total)} in {describe(ds)}")
+
+
+@click.command(cls=Command)
+@dataset_selector
+@click.option("--copy", "copy_to", metavar="DIR", help="Write a writable copy into DIR instead of the shared read-only one.")
+@click.option("--overwrite", is_flag=True, help="With --copy: empty a non-empty DIR first.")
+@click.option("--part", type=click.IntRange(min=0), metavar="K", help="Only slice K (0-based) of --num-parts slices.")
+@click.option("--num-parts", type=click.IntRange(min=1), metavar="N", help="Number of disjoint slices (with --part).")
+@click.option("--files", cls=ListOption, metavar="PATH...", help="Only these paths, folders or wildcards.")
+@_workers
+def get(sel: Selector, copy_to, overwrite, part, num_parts, files, max_workers) -> None:
+    """Get a local copy of a finalized version and print its folder.
+
+    By default the copy is read-only and shared through the local cache; with
+    --copy DIR the files are written to DIR as plain writable files.
+    """
+    if (part is None) != (num_parts is None):
+        raise UsageError("--part and --num-parts go together")
+    if overwrite and not copy_to:
+        raise UsageError("--overwrite only applies with --copy DIR")
+    if files and copy_to:
+        raise UsageError("--files cannot be combined with --copy; copy the version, or get --files without --copy")
+    ds = resolve(sel, only_completed=True)
+    if copy_to:
+        path = ds.get_mutable_local_copy(
+            copy_to, overwrite=overwrite, part=part, num_parts=num_parts, max_workers=max_workers,
+            show_progress=show_progress(),
+        )
+    else:
+        path = ds.get_local_copy(
+            part=part, num_parts=num_parts, files=as_list(files), max_workers=max_workers, show_progress=show_progress()
+        )
+    click.echo(path)
+
+
+@click.command(cls=Command)
+@click.option("--id", "dataset_ids", cls=ListOption, metavar="ID...", help="Dataset id(s) to verify.")
+@click.option("--project", metavar="PROJECT", help="Dataset project (instead of --id).")
+@click.option("--name", metavar="NAME", help="Dataset name (instead of --id).")
+@click.option("--version", metavar="VERSION", help="Version (default: the most recent finalized).")
+@click.option("--local-copy", metavar="DIR", type=click.Path(exists=True, file_okay=False),
+              help="Check the files in DIR instead of reading the store.")
+@click.option("--skip-hash", is_flag=True, help="With --local-copy: compare sizes only.")
+def verify(dataset_ids, project, name, version, local_copy, skip_hash) -> None:
+    """Check a version's content against its recorded digests.
+
+    Prints each failing file (prefixed with the dataset id when several are
+    checked) and exits non-zero if any fails.
+    """
+    if skip_hash and not local_copy:
+        raise UsageError("--skip-hash needs --local-copy: the store is always checked by hash")
+    if len(dataset_ids) > 1 and local_copy:
+        raise UsageError("--local-copy checks one dataset; pass a single --id")
+    if len(dataset_ids) > 1 and (project or name or version):
+        raise UsageError("name the datasets either with --id or with --project/--name/--version, not both")
+    sels = [Selector(i) for i in dataset_ids] or [Selector(None, project, name, version)]
+    failed = checked = 0
+    for sel in sels:
+        ds = resolve(sel, only_completed=True)
+        if not ds.is_final():
+            raise StateError(f"dataset {ds.id} is a draft; only finalized versions can be verified")
+        bad = ds.verify_dataset_hash(local_copy_path=local_copy, skip_hash=skip_hash)
+        for path in bad:
+            click.echo(f"{ds.id}\t{path}" if len(sels) > 1 else path)
+        failed += len(bad)
+        checked += ds.record.file_count
+    if failed:
+        where = f" in {local_copy}" if local_copy else ""
+        raise IntegrityError(f"{failed} of {checked} file(s) failed verification{where}")
+    click.echo(f"verified {checked} file(s) of {len(sels)} dataset(s): all match", err=True)

@@ -1,0 +1,159 @@
+"""Commands that build a version: create, add, remove, upload, close (finalize), publish."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ..dataset import Dataset
+from ..errors import StateError, UsageError
+from . import draft
+from .common import (
+    Command, ListOption, as_list, dataset_selector, describe, id_option, open_draft, remember,
+    remembered_draft, resolve, show_progress,
+)
+from .output import human_size
+
+_workers = click.option("--max-workers", type=click.IntRange(min=1), metavar="N", help="Parallel threads (default: logical cores).")
+_verbose = click.option("--verbose", is_flag=True, help="Print each file and more detail on stderr.")
+
+
+def _upload_options(func):
+    for option in reversed([
+        click.option("--storage", metavar="URL", help="Upload to this store instead of the one given at create."),
+        click.option("--chunk-size", type=click.IntRange(min=1), metavar="MB", help="Target pack size in MiB (default 32)."),
+        _workers,
+        click.option("--no-compression", is_flag=True, help="Store chunks raw instead of zstd where it pays."),
+        _verbose,
+    ]):
+        func = option(func)
+    return func
+
+
+def _upload(ds: Dataset, storage: str | None, chunk_size: int | None, max_workers: int | None,
+            no_compression: bool, verbose: bool) -> None:
+    ds.upload(
+        show_progress=show_progress(), verbose=verbose, output_url=storage,
+        compression=False if no_compression else None, chunk_size=chunk_size, max_workers=max_workers,
+    )
+
+
+@click.command(cls=Command)
+@click.option("--project", metavar="PROJECT", help="Project, may be nested (a/b); default: the last parent's.")
+@click.option("--name", metavar="NAME", help="Dataset name; default: the last parent's.")
+@click.option("--version", metavar="VERSION", help="Semantic version, e.g. 1.2 (default: the latest + 1, or 1.0.0).")
+@click.option("--parents", cls=ListOption, metavar="ID...", help="Finalized versions to start from, merged in order.")
+@click.option("--tags", cls=ListOption, metavar="TAG...", help="Tags to find the dataset by.")
+@click.option("--storage", "--output-uri", "output_uri", metavar="URL",
+              help="Store for this version's data (default: the catalog's store).")
+@click.option("--description", metavar="TEXT", help="Free text.")
+def create(project, name, version, parents, tags, output_uri, description) -> None:
+    """Create a draft version and print its id.
+
+    The draft is remembered in this folder, so add, remove, upload and close
+    can follow without --id.
+    """
+    if not parents and not (project and name):
+        raise UsageError("create needs --project and --name (or --parents to inherit them)")
+    ds = Dataset.create(
+        dataset_name=name, dataset_project=project, dataset_tags=as_list(tags), parent_datasets=as_list(parents),
+        dataset_version=version, output_uri=output_uri, description=description,
+    )
+    click.echo(ds.id)
+    try:
+        path = remember(ds)
+        note = f"; remembered in {path}"
+    except OSError as exc:
+        note = f"; could not remember it in this folder ({exc.strerror}): pass --id {ds.id} from now on"
+    click.echo(f"created draft {describe(ds)}{note}", err=True)
+
+
+@click.command(cls=Command)
+@id_option
+@click.option("--files", cls=ListOption, required=True, metavar="PATH...", help="Files or folders to add.")
+@click.option("--wildcard", cls=ListOption, metavar="PATTERN...", help="Only files whose name or relative path matches.")
+@click.option("--dataset-folder", metavar="FOLDER", help="Folder inside the dataset to put the files under.")
+@click.option("--non-recursive", is_flag=True, help="Do not descend into sub-folders.")
+@_workers
+@_verbose
+def add(dataset_id, files, wildcard, dataset_folder, non_recursive, max_workers, verbose) -> None:
+    """Add files or folders to a draft.
+
+    A folder's content goes to the dataset root, or under --dataset-folder.
+    """
+    ds = open_draft(dataset_id, "add files")
+    # check every path first, so a typo in the last one leaves the draft untouched
+    for path in files:
+        if not os.path.exists(os.path.expanduser(path)):
+            raise UsageError(f"cannot add {path}: no such file or directory")
+    changed = 0
+    for path in files:
+        changed += ds.add_files(
+            path, wildcard=as_list(wildcard), dataset_path=dataset_folder, recursive=not non_recursive,
+            verbose=verbose, max_workers=max_workers, show_progress=show_progress(),
+        )
+    click.echo(f"{changed} file(s) added or changed in {describe(ds)}")
+
+
+@click.command(cls=Command)
+@id_option
+@click.option("--files", cls=ListOption, required=True, metavar="PATTERN...",
+              help="Paths, folders or wildcards inside the dataset.")
+@click.option("--non-recursive", is_flag=True, help="Do not match inside sub-folders.")
+@_verbose
+def remove(dataset_id, files, non_recursive, verbose) -> None:
+    """Remove files from a draft by path, folder or wildcard."""
+    ds = open_draft(dataset_id, "remove files")
+    removed = sum(ds.remove_files(p, recursive=not non_recursive, verbose=verbose) for p in files)
+    click.echo(f"{removed} file(s) removed from {describe(ds)}")
+
+
+@click.command(cls=Command)
+@id_option
+@_upload_options
+def upload(dataset_id, storage, chunk_size, max_workers, no_compression, verbose) -> None:
+    """Upload a draft's new files.
+
+    Chunks the store already holds, from any dataset, are not sent again.
+    """
+    ds = open_draft(dataset_id, "upload")
+    _upload(ds, storage, chunk_size, max_workers, no_compression, verbose)
+    click.echo(f"uploaded {describe(ds)}")
+
+
+@click.command(cls=Command)
+@id_option
+@click.option("--no-upload", "--disable-upload", "no_upload", is_flag=True,
+              help="Refuse instead of uploading files that are not uploaded yet.")
+@_upload_options
+def close(dataset_id, no_upload, storage, chunk_size, max_workers, no_compression, verbose) -> None:
+    """Finalize a draft; it never changes after this (alias: finalize).
+
+    Files not uploaded yet are uploaded first, unless --no-upload.
+    """
+    ds = remembered_draft(dataset_id)
+    if ds.is_final():
+        draft.forget(ds.id)
+        click.echo(f"{describe(ds)} is already finalized")
+        return
+    if no_upload:
+        if ds.is_dirty():
+            raise StateError(
+                f"dataset {ds.id} has files that are not uploaded; run `mountfs upload` first or close without --no-upload"
+            )
+    elif storage or ds.is_dirty():
+        _upload(ds, storage, chunk_size, max_workers, no_compression, verbose)
+    ds.finalize(verbose=verbose)
+    draft.forget(ds.id)
+    rec = ds.record
+    click.echo(f"finalized {describe(ds)}: {rec.file_count} file(s), {human_size(rec.total_size)}")
+
+
+@click.command(cls=Command)
+@dataset_selector
+def publish(sel) -> None:
+    """Mark a finalized version as published."""
+    ds = resolve(sel, only_completed=True)
+    ds.publish()
+    click.echo(f"published {describe(ds)}")

@@ -1,0 +1,102 @@
+"""The ``mountfs`` group: global options and the one place exceptions become exit codes."""
+
+from __future__ import annotations
+
+import os
+import traceback
+from contextlib import contextmanager
+from typing import Any, Iterator, NoReturn, Sequence
+
+import click
+
+from .. import __version__
+from ..errors import MountfsError
+from . import browse, datasets
+from .common import CliState, logging_to_stderr
+
+#: other names a command answers to (clearml-data says ``close``, the SDK ``finalize``)
+ALIASES = {"finalize": "close"}
+_STORE_ENV = "MOUNTFS_STORE"
+
+
+class MountfsGroup(click.Group):
+    """A group that resolves aliases and turns errors into one line and an exit code."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, ALIASES.get(cmd_name, cmd_name))
+
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = bool(ctx.params.get("debug"))
+        saved_store = os.environ.get(_STORE_ENV)
+        with logging_to_stderr(debug), _restored_env(_STORE_ENV, saved_store):
+            try:
+                return super().invoke(ctx)
+            except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, BrokenPipeError):
+                raise  # click reports these itself
+            except MountfsError as exc:
+                _fail(ctx, str(exc), exc.exit_code, debug)
+            except OSError as exc:
+                _fail(ctx, _os_message(exc), 1, debug)
+            except Exception as exc:  # noqa: BLE001 - the CLI must never end in a bare traceback
+                hint = "" if debug else " (rerun with --debug for the traceback)"
+                _fail(ctx, f"unexpected {type(exc).__name__}: {exc}{hint}", 1, debug)
+
+
+@contextmanager
+def _restored_env(name: str, value: str | None) -> Iterator[None]:
+    """Undo ``--storage`` when the command ends, for callers running several commands in one process."""
+    try:
+        yield
+    finally:
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def _os_message(exc: OSError) -> str:
+    if exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc) or type(exc).__name__
+
+
+def _fail(ctx: click.Context, message: str, code: int, debug: bool) -> NoReturn:
+    if debug:
+        click.echo(traceback.format_exc().rstrip(), err=True)
+    click.echo(f"mountfs: error: {' '.join(message.split())}", err=True)
+    ctx.exit(code)
+
+
+@click.group("mountfs", cls=MountfsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--storage", metavar="URL",
+    help="Store holding the catalog: a folder, s3://, gs:// or azure:// URL (default: $MOUNTFS_STORE, then the config file).",
+)
+@click.option("--debug", is_flag=True, help="Log at DEBUG level and show tracebacks of errors.")
+@click.version_option(__version__, "--version", prog_name="mountfs", message="%(prog)s %(version)s")
+@click.pass_context
+def cli(ctx: click.Context, storage: str | None, debug: bool) -> None:
+    """Version datasets like ClearML Data; every version is also a plain directory.
+
+    \b
+    Build a version:  create -> add/remove -> upload -> close -> publish
+    Read versions:    search, info, list, get, verify
+    """
+    ctx.obj = CliState(debug=debug)
+    if storage:
+        from ..backends import normalize_url
+
+        # config.load() re-reads the environment on every SDK call, so this is the process-wide store
+        os.environ[_STORE_ENV] = normalize_url(storage)
+
+
+for _cmd in (
+    datasets.create, datasets.add, datasets.remove, datasets.upload, datasets.close, datasets.publish,
+    browse.search, browse.info, browse.list_files, browse.get, browse.verify,
+):
+    cli.add_command(_cmd)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point (``mountfs = "mountfs.cli:main"``)."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="mountfs")

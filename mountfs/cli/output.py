@@ -1,0 +1,33 @@
+"""Printing results: JSON for scripts, aligned tables and binary sizes for people."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Sequence
+
+import click
+
+
+def echo_json(doc: Any) -> None:
+    """Print ``doc`` as JSON on stdout, and nothing else."""
+    click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+
+
+def human_size(n: int) -> str:
+    """``1536`` -> ``1.5 KiB``; plain bytes below 1 KiB."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def echo_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], right: Iterable[str] = ()) -> None:
+    """Print rows under headers, columns padded to their widest cell; ``right`` columns align right."""
+    cells = [list(headers)] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    align_right = {headers.index(h) for h in right}
+    for row in cells:
+        parts = [c.rjust(w) if i in align_right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        click.echo("  ".join(parts).rstrip())

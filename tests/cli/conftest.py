@@ -1,0 +1,80 @@
+"""Fixtures for the CLI tests: an isolated store, cache and working folder, and a runner."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from mountfs.cli import cli
+
+
+@dataclass
+class Env:
+    store: Path
+    cache: Path
+    work: Path  # the current directory during the test: the draft state file lands here
+    data: Path  # a small tree of source files
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
+    store, cache, work = tmp_path / "store", tmp_path / "cache", tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("MOUNTFS_STORE", str(store))
+    monkeypatch.setenv("MOUNTFS_CACHE_DIR", str(cache))
+    # no config file from the user's home
+    monkeypatch.setenv("MOUNTFS_CONFIG", str(tmp_path / "absent-config.toml"))
+    monkeypatch.chdir(work)
+    data = tmp_path / "data"
+    (data / "train").mkdir(parents=True)
+    (data / "val").mkdir()
+    (data / "train" / "img_0001.jpg").write_bytes(b"\xff\xd8jpeg-one" * 100)
+    (data / "train" / "img_0002.jpg").write_bytes(b"\xff\xd8jpeg-two" * 200)
+    (data / "val" / "img_0003.jpg").write_bytes(b"\xff\xd8jpeg-three" * 50)
+    (data / "labels.csv").write_text("file,label\nimg_0001.jpg,cat\n")
+    return Env(store, cache, work, data)
+
+
+class Cli:
+    """Runs ``mountfs`` in-process and checks the exit code."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, code: int = 0) -> Result:
+        result = self.runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
+        assert result.exit_code == code, (
+            f"mountfs {' '.join(map(str, args))}: exit {result.exit_code}, wanted {code}\n"
+            f"stdout: {result.stdout}\nstderr: {result.stderr}"
+        )
+        return result
+
+    def json(self, *args: str):
+        return json.loads(self(*args, "--json").stdout)
+
+    def fails(self, *args: str, code: int) -> str:
+        """Run a command that must fail with ``code`` and exactly one error line; return that line."""
+        result = self(*args, code=code)
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1, f"wanted one line on stderr, got:\n{result.stderr}"
+        assert lines[0].startswith("mountfs: error: "), lines[0]
+        assert "Traceback" not in result.output
+        return lines[0]
+
+
+@pytest.fixture
+def mountfs() -> Cli:
+    return Cli()
+
+
+@pytest.fixture(autouse=True)
+def no_unexpected_warnings(caplog: pytest.LogCaptureFixture):
+    """Warnings are bugs until proven otherwise (s3ql's checklogs)."""
+    caplog.set_level(logging.WARNING, logger="mountfs")
+    yield
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

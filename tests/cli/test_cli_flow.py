@@ -1,0 +1,178 @@
+"""The CLI end to end, in-process: build versions, read them back, copy and verify them."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from mountfs.cli.common import Command, ListOption, _expand_list_options
+from mountfs.cli.draft import STATE_FILE
+
+
+def _create(mountfs, *args: str) -> str:
+    out = mountfs("create", *args).stdout.strip()
+    assert len(out.splitlines()) == 1  # only the id on stdout, for $(mountfs create ...)
+    return out
+
+
+def test_full_flow(env, mountfs):
+    ds_id = _create(mountfs, "--project", "vision/cls", "--name", "pets", "--version", "1.0",
+                    "--tags", "raw", "jpeg", "--description", "first cut")
+    mountfs("add", "--id", ds_id, "--files", env.data / "train", env.data / "labels.csv", "--dataset-folder", "all")
+    mountfs("add", "--id", ds_id, "--files", env.data, "--wildcard", "img_0003*", "--non-recursive")  # nothing: not recursive
+    mountfs("upload", "--id", ds_id, "--chunk-size", "1", "--max-workers", "2")
+    closed = mountfs("close", "--id", ds_id)
+    assert "finalized" in closed.stdout
+
+    files = mountfs.json("list", "--id", ds_id)
+    assert files == [
+        {"path": "all/img_0001.jpg", "size": 1000},
+        {"path": "all/img_0002.jpg", "size": 2000},
+        {"path": "all/labels.csv", "size": (env.data / "labels.csv").stat().st_size},
+    ]
+    assert [f["path"] for f in mountfs.json("list", "--project", "vision/cls", "--name", "pets", "--filter", "*.jpg")] == [
+        "all/img_0001.jpg", "all/img_0002.jpg"
+    ]
+    human = mountfs("list", "--id", ds_id).stdout
+    assert "all/labels.csv" in human and "3 file(s)" in human
+
+    found = mountfs.json("search", "--project", "vision", "--name", "PET")
+    assert [(d["id"], d["version"], d["status"], d["file_count"]) for d in found] == [(ds_id, "1.0", "completed", 3)]
+    assert set(found[0]["tags"]) == {"raw", "jpeg"}
+    assert mountfs.json("search", "--tags", "missing-tag") == []
+    table = mountfs("search").stdout.splitlines()
+    assert table[0].split() == ["ID", "PROJECT", "NAME", "VERSION", "STATUS", "FILES", "SIZE", "CREATED"]
+    assert ds_id in table[1]
+
+    info = mountfs.json("info", "--project", "vision/cls", "--name", "pets")
+    assert info["id"] == ds_id and info["status"] == "completed" and info["parents"] == []
+    assert info["changes"] == {"added": 3, "modified": 0, "removed": 0}
+    assert info["file_count"] == 3 and info["metadata"] == [] and info["description"] == "first cut"
+    assert "status:" in mountfs("info", "--id", ds_id).stdout
+
+    ro = Path(mountfs("get", "--id", ds_id).stdout.strip())
+    assert (ro / "all" / "img_0002.jpg").read_bytes() == (env.data / "train" / "img_0002.jpg").read_bytes()
+    assert str(ro).startswith(str(env.cache))
+    mountfs("verify", "--id", ds_id)
+    mountfs("verify", "--id", ds_id, "--local-copy", ro)
+
+    part0 = Path(mountfs("get", "--id", ds_id, "--part", "0", "--num-parts", "2").stdout.strip())
+    part1 = Path(mountfs("get", "--id", ds_id, "--part", "1", "--num-parts", "2").stdout.strip())
+    got = sorted(str(p.relative_to(d)) for d in (part0, part1) for p in d.rglob("*") if p.is_file())
+    assert got == ["all/img_0001.jpg", "all/img_0002.jpg", "all/labels.csv"]
+    only = Path(mountfs("get", "--id", ds_id, "--files", "all/labels.csv").stdout.strip())
+    assert [p.name for p in only.rglob("*") if p.is_file()] == ["labels.csv"]
+
+    copy = env.work / "copy"
+    assert Path(mountfs("get", "--id", ds_id, "--copy", copy).stdout.strip()) == copy
+    target = copy / "all" / "img_0001.jpg"
+    assert target.read_bytes() == (env.data / "train" / "img_0001.jpg").read_bytes()
+    target.write_bytes(b"edited")  # a mutable copy is writable
+    mountfs("verify", "--id", ds_id, "--local-copy", copy, "--skip-hash", code=6)
+    mountfs("get", "--id", ds_id, "--copy", copy, "--overwrite")
+    mountfs("verify", "--id", ds_id, "--local-copy", copy)
+
+    mountfs("publish", "--id", ds_id)
+    assert mountfs.json("info", "--id", ds_id)["status"] == "published"
+
+
+def test_verify_reports_failing_files(env, mountfs):
+    ds_id = _create(mountfs, "--project", "p", "--name", "n")
+    mountfs("add", "--files", env.data)
+    mountfs("close")
+    copy = env.work / "copy"
+    mountfs("get", "--id", ds_id, "--copy", copy)
+    (copy / "train" / "img_0002.jpg").write_bytes(b"\xff\xd8jpeg-TWO" * 200)  # same size, other bytes
+    os.remove(copy / "labels.csv")
+    result = mountfs("verify", "--id", ds_id, "--local-copy", copy, code=6)
+    assert result.stdout.splitlines() == ["labels.csv", "train/img_0002.jpg"]
+    assert result.stderr.startswith("mountfs: error: 2 of 4 file(s) failed verification")
+    # sizes only: the rewritten image passes, the missing file does not
+    assert mountfs("verify", "--id", ds_id, "--local-copy", copy, "--skip-hash", code=6).stdout.splitlines() == ["labels.csv"]
+
+
+def test_child_version_with_parents_and_remove(env, mountfs):
+    parent = _create(mountfs, "--project", "p", "--name", "n")
+    mountfs("add", "--files", env.data)
+    mountfs("finalize")  # the SDK's name for close
+    assert not (env.work / STATE_FILE).exists()  # a finalized version is no longer the draft
+
+    child = _create(mountfs, "--parents", parent, "--tags", "v2")  # project and name come from the parent
+    draft_info = mountfs.json("info")
+    assert draft_info["id"] == child and draft_info["version"] == "1.0.1" and draft_info["parents"] == [parent]
+    assert draft_info["status"] == "draft" and draft_info["file_count"] == 4
+
+    assert "2 file(s) removed" in mountfs("remove", "--files", "val", "labels.csv").stdout
+    (env.data / "train" / "img_0001.jpg").write_bytes(b"changed")
+    (env.data / "new.txt").write_text("new")
+    mountfs("add", "--files", env.data / "train" / "img_0001.jpg", env.data / "new.txt", "--dataset-folder", "train")
+    assert mountfs.json("info")["pending_upload"] is True
+    mountfs("close")
+
+    info = mountfs.json("info", "--id", child)
+    assert info["changes"] == {"added": 1, "modified": 1, "removed": 2}
+    assert [f["path"] for f in mountfs.json("list", "--project", "p", "--name", "n")] == [
+        "train/img_0001.jpg", "train/img_0002.jpg", "train/new.txt"
+    ]
+    # the parent is unchanged, and --version picks it by name
+    assert len(mountfs.json("list", "--project", "p", "--name", "n", "--version", "1.0.0")) == 4
+    ro = Path(mountfs("get", "--project", "p", "--name", "n").stdout.strip())
+    assert (ro / "train" / "img_0001.jpg").read_bytes() == b"changed"
+    mountfs("verify", "--id", parent, child)
+    assert [d["id"] for d in mountfs.json("search", "--tags", "v2")] == [child]
+
+
+def test_remembered_draft(env, mountfs):
+    ds_id = _create(mountfs, "--project", "p", "--name", "n")
+    state = json.loads((env.work / STATE_FILE).read_text())
+    assert state["id"] == ds_id and state["version"] == "1.0.0"
+
+    mountfs("add", "--files", env.data / "labels.csv")
+    assert mountfs.json("list") == [{"path": "labels.csv", "size": (env.data / "labels.csv").stat().st_size}]
+    assert mountfs.json("search") == []  # drafts only with --all
+    assert [(d["id"], d["status"]) for d in mountfs.json("search", "--all")] == [(ds_id, "draft")]
+    mountfs("upload", "--no-compression")
+    assert mountfs.json("info")["status"] == "uploaded"
+    mountfs("close", "--no-upload")  # nothing pending: allowed
+    assert not (env.work / STATE_FILE).exists()
+    assert mountfs.json("info", "--id", ds_id)["status"] == "completed"
+    # closing again by id is harmless
+    assert "already finalized" in mountfs("close", "--id", ds_id).stdout
+
+
+def test_storage_option_sets_the_store(env, mountfs, tmp_path):
+    other = tmp_path / "other-store"
+    ds_id = _create(mountfs, "--project", "p", "--name", "n")  # in the default (env) store
+    mountfs("add", "--files", env.data)
+    mountfs("close")
+    other_id = mountfs("--storage", other, "create", "--project", "q", "--name", "m").stdout.strip()
+    mountfs("--storage", other, "add", "--files", env.data / "labels.csv")
+    mountfs("--storage", other, "close")
+    assert [d["id"] for d in mountfs.json("--storage", other, "search")] == [other_id]
+    assert [d["id"] for d in mountfs.json("search")] == [ds_id]
+    assert (other / "datasets" / other_id).is_dir()
+
+
+def test_help_and_version(mountfs):
+    assert "Commands:" in mountfs("--help").stdout
+    assert mountfs("--version").stdout.strip() == "mountfs 0.1.0"
+    for cmd in ("create", "add", "remove", "upload", "close", "finalize", "publish", "list", "search", "info", "get", "verify"):
+        assert "Usage: mountfs" in mountfs(cmd, "--help").stdout
+
+
+def test_list_options_take_several_values():
+    @click.command(cls=Command)
+    @click.option("--files", cls=ListOption)
+    @click.option("--tags", cls=ListOption)
+    @click.option("--flag", is_flag=True)
+    def cmd(files, tags, flag):
+        pass
+
+    assert _expand_list_options(cmd, ["--files", "a", "b", "--flag", "--tags", "x", "--files=c", "d", "--", "e"]) == [
+        "--files", "a", "--files", "b", "--flag", "--tags", "x", "--files=c", "--files", "d", "--", "e"
+    ]
+    ctx = cmd.make_context("cmd", ["--files", "a", "b", "--tags", "x", "y", "--files", "c"])
+    assert ctx.params["files"] == ("a", "b", "c") and ctx.params["tags"] == ("x", "y")
