@@ -18,9 +18,12 @@ system-packages:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $(APT_PKGS); \
 	fi
 
-$(STAMP): pyproject.toml
+# pyfuse3 is built first, with the one-line "no open" change (daemon/pyfuse3/README.md),
+# so that installing mountfs finds it and never builds the stock one
+$(STAMP): pyproject.toml daemon/pyfuse3/build.sh
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
+	bash daemon/pyfuse3/build.sh $(PY)
 	$(VENV)/bin/pip install -q -e '.[fuse,test]'
 	touch $(STAMP)
 

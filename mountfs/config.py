@@ -41,6 +41,15 @@ def default_cache_dir() -> str:
     return platformdirs.user_cache_dir("mountfs")
 
 
+def default_run_dir(environ: Mapping[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    if os.geteuid() == 0:
+        return "/run/mountfs"
+    if env.get("XDG_RUNTIME_DIR"):
+        return os.path.join(env["XDG_RUNTIME_DIR"], "mountfs")
+    return f"/tmp/mountfs-{os.getuid()}"
+
+
 def default_config_file() -> Path:
     return Path(platformdirs.user_config_dir("mountfs")) / "config.toml"
 
@@ -61,7 +70,10 @@ class Config:
     gs: Mapping[str, Any] = field(default_factory=dict)
     azure: Mapping[str, Any] = field(default_factory=dict)
     mountpoint: str = "/datasets"
-    control_socket: str = ""
+    #: where daemons keep their control sockets (owner-only) and logs
+    run_dir: str = field(default_factory=lambda: default_run_dir())
+    #: group allowed on a root daemon's control socket besides root ("" = root only)
+    control_group: str = ""
     #: environment seen at load time, so lower layers never read os.environ
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -94,11 +106,11 @@ def load(environ: Mapping[str, str] | None = None, **explicit: Any) -> Config:
     data = _read_file(path)
     section = dict(data.get("mountfs", {}))
     # top-level keys are accepted too, so a tiny config can be flat
-    for key in ("store", "cache_dir", "cache_size", "cache_min_free", "mountpoint", "control_socket"):
+    for key in ("store", "cache_dir", "cache_size", "cache_min_free", "mountpoint", "run_dir", "control_group"):
         if key in data and key not in section:
             section[key] = data[key]
     kwargs: dict[str, Any] = {}
-    for key in ("store", "cache_dir", "mountpoint", "control_socket"):
+    for key in ("store", "cache_dir", "mountpoint", "run_dir", "control_group"):
         if key in section:
             kwargs[key] = str(section[key])
     for key in ("cache_size", "cache_min_free"):
@@ -118,5 +130,9 @@ def load(environ: Mapping[str, str] | None = None, **explicit: Any) -> Config:
         kwargs["cache_size"] = parse_size(env["MOUNTFS_CACHE_SIZE"])
     if env.get("MOUNTFS_MOUNTPOINT"):
         kwargs["mountpoint"] = env["MOUNTFS_MOUNTPOINT"]
+    if env.get("MOUNTFS_RUN_DIR"):
+        kwargs["run_dir"] = env["MOUNTFS_RUN_DIR"]
+    elif "run_dir" not in kwargs:
+        kwargs["run_dir"] = default_run_dir(env)
     kwargs["environ"] = env
     return Config(**kwargs).with_overrides(**explicit)

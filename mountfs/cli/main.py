@@ -11,7 +11,7 @@ import click
 
 from .. import __version__
 from ..errors import MountfsError
-from . import browse, datasets
+from . import browse, datasets, mounts
 from .common import CliState, logging_to_stderr
 
 #: other names a command answers to (clearml-data says ``close``, the SDK ``finalize``)
@@ -81,6 +81,7 @@ def cli(ctx: click.Context, storage: str | None, debug: bool) -> None:
     \b
     Build a version:  create -> add/remove -> upload -> close -> publish
     Read versions:    search, info, list, get, verify
+    Mount versions:   mount, umount, status, warmup, cache, daemon run (mountfsd)
     """
     ctx.obj = CliState(debug=debug)
     if storage:
@@ -93,6 +94,7 @@ def cli(ctx: click.Context, storage: str | None, debug: bool) -> None:
 for _cmd in (
     datasets.create, datasets.add, datasets.remove, datasets.upload, datasets.close, datasets.publish,
     browse.search, browse.info, browse.list_files, browse.get, browse.verify,
+    mounts.mount, mounts.umount, mounts.status, mounts.warmup, mounts.cache, mounts.daemon,
 ):
     cli.add_command(_cmd)
 

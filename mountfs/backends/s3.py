@@ -1,0 +1,362 @@
+"""A store in an S3 bucket: AWS (``s3://bucket/prefix``) or an S3-compatible
+server such as MinIO or SeaweedFS (``s3://host:port/bucket/prefix``, parsed the
+way ClearML does: a first component with a ``:`` is the endpoint).
+
+Credentials come from the config's ``s3.hosts`` entry for the endpoint, then
+the config's ``[s3]`` section, then the standard AWS chain (environment,
+profiles, instance roles).  Only error codes and server messages reach error
+text: never keys, and the secret is scrubbed from anything we format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Mapping
+
+import boto3
+import boto3.exceptions
+import botocore.exceptions
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config as BotoConfig
+
+from ..errors import AlreadyExists, ObjectNotFound, PermissionDenied, StoreError, TransientStoreError, UsageError
+from .base import Backend, ObjectInfo
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+_EXISTS = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
+_DENIED = {"AccessDenied", "403", "401", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled",
+           "ExpiredToken", "InvalidToken", "AccountProblem"}
+_TRANSIENT = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests",
+              "RequestTimeout", "RequestTimeoutException", "InternalError", "ServiceUnavailable", "503", "500"}
+# network-level failures: the request may not have reached the server, or its
+# answer was lost; both are worth another try
+_TRANSIENT_BOTO = (botocore.exceptions.ConnectionError,  # refused, connect timeout, DNS
+                   botocore.exceptions.HTTPClientError,  # reset, closed, read timeout
+                   botocore.exceptions.ResponseStreamingError, botocore.exceptions.IncompleteReadError)
+_BOTO_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+_MAX_PARTS = 10_000
+_CREDENTIALS_BOTO = (botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError,
+                     botocore.exceptions.ProfileNotFound)
+
+
+@dataclass
+class S3Settings:
+    """Everything needed to open one S3 store; built by ``S3Backend.from_url``."""
+
+    bucket: str
+    prefix: str = ""
+    #: ``host:port`` for an S3-compatible server; empty for AWS
+    host: str = ""
+    endpoint_url: str | None = None
+    key: str | None = field(default=None, repr=False)
+    secret: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    profile: str | None = None
+    region: str | None = None
+    verify: bool | str = True
+    max_pool_connections: int = 64
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    multipart_threshold: int = 32 << 20
+    multipart_chunksize: int = 16 << 20
+    multipart_concurrency: int = 4
+
+
+def _split_url(url: str) -> tuple[str, str, str]:
+    """``s3://[host:port/]bucket[/prefix]`` -> (host, bucket, prefix)."""
+    if not url.startswith("s3://"):
+        raise UsageError(f"not an s3 URL: {url!r}")
+    parts = [p for p in url[len("s3://"):].split("/") if p]
+    host = parts.pop(0) if parts and ":" in parts[0] else ""
+    if not parts:
+        raise UsageError(f"S3 store URL {url!r} names no bucket: "
+                         "use s3://bucket/prefix or s3://host:port/bucket/prefix")
+    return host, parts[0], "/".join(parts[1:])
+
+
+def _settings_from_config(url: str, config: "Config | None") -> S3Settings:
+    from ..config import parse_size
+
+    host, bucket, prefix = _split_url(url)
+    general: Mapping[str, Any] = config.s3 if config else {}
+    hosts: Mapping[str, Mapping[str, Any]] = config.s3_hosts if config else {}
+    environ: Mapping[str, str] = config.environ if config else {}
+    entry: Mapping[str, Any] = hosts.get(host, {}) if host else {}
+    s = S3Settings(bucket=bucket, prefix=prefix, host=host)
+
+    def pick(name: str, *env_names: str) -> Any:
+        # host entry > [s3] section > environment (the standard AWS names)
+        if entry.get(name) not in (None, ""):
+            return entry[name]
+        if general.get(name) not in (None, ""):
+            return general[name]
+        return next((environ[e] for e in env_names if environ.get(e)), None)
+
+    s.key = pick("key", "AWS_ACCESS_KEY_ID")
+    s.secret = pick("secret", "AWS_SECRET_ACCESS_KEY")
+    # a token only belongs to the key pair that came from the environment
+    if s.key and s.key == environ.get("AWS_ACCESS_KEY_ID"):
+        s.session_token = environ.get("AWS_SESSION_TOKEN") or None
+    s.profile = pick("profile", "AWS_PROFILE")
+    s.region = pick("region", "AWS_REGION", "AWS_DEFAULT_REGION")
+    verify = pick("verify", "AWS_CA_BUNDLE")
+    # a CA bundle path, or a boolean (possibly spelled as a string in env/TOML)
+    if isinstance(verify, str) and verify.strip().lower() in ("0", "false", "no", "off", "1", "true", "yes", "on"):
+        verify = _truthy(verify)
+    s.verify = True if verify is None else verify
+    if host:
+        secure = entry.get("secure", general.get("secure", False))
+        s.endpoint_url = f"{'https' if _truthy(secure) else 'http'}://{host}"
+        # S3-compatible servers need a region to sign with but ignore which
+        s.region = s.region or "us-east-1"
+    else:
+        ignore = _truthy(environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", ""))
+        s.endpoint_url = general.get("endpoint_url") or (
+            None if ignore else environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL") or None)
+    for name in ("max_pool_connections", "multipart_concurrency"):
+        if name in general:
+            setattr(s, name, int(general[name]))
+    for name in ("connect_timeout", "read_timeout"):
+        if name in general:
+            setattr(s, name, float(general[name]))
+    for name in ("multipart_threshold", "multipart_chunksize"):
+        if name in general:
+            setattr(s, name, parse_size(general[name]))
+    return s
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+class _KeepOpen:
+    """The caller's file, minus ``close``: boto3 closes what it uploads from,
+    but the caller owns the file (and a retry must rewind and read it again)."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+
+    def read(self, size: int = -1) -> bytes:
+        return self._fh.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def seekable(self) -> bool:
+        return self._fh.seekable()
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+class S3Backend(Backend):
+    """Objects are S3 objects under ``bucket/prefix/``; one thread-safe boto3 client."""
+
+    def __init__(self, settings: S3Settings) -> None:
+        self.bucket = settings.bucket
+        self._root = settings.prefix.strip("/") + "/" if settings.prefix.strip("/") else ""
+        where = f"{settings.host}/{self.bucket}" if settings.host else self.bucket
+        self.url = f"s3://{where}" + (f"/{self._root.rstrip('/')}" if self._root else "")
+        self._secrets = [v for v in (settings.secret, settings.session_token) if v]
+        self._sorted_by_server = settings.endpoint_url is None
+        boto_config = BotoConfig(
+            # enough sockets for ~32 reader threads plus multipart uploads, so
+            # urllib3 never discards connections ("pool is full")
+            max_pool_connections=settings.max_pool_connections,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            # one quick retry for a stale pooled connection; real retrying is
+            # RetryingBackend's job, and stacked retries would multiply delays
+            retries={"total_max_attempts": 2, "mode": "standard"},
+            s3={"addressing_style": "path"} if settings.endpoint_url else {},
+            # S3-compatible servers vary in support for the newer default
+            # checksums; send them only when the operation requires them
+            request_checksum_calculation="when_required" if settings.endpoint_url else "when_supported",
+            response_checksum_validation="when_required" if settings.endpoint_url else "when_supported",
+        )
+        try:
+            session = boto3.session.Session(
+                aws_access_key_id=settings.key,
+                aws_secret_access_key=settings.secret,
+                aws_session_token=settings.session_token,
+                profile_name=settings.profile if not settings.key else None,
+                region_name=settings.region,
+            )
+            self._client = session.client("s3", endpoint_url=settings.endpoint_url,
+                                          verify=settings.verify, config=boto_config)
+        except (botocore.exceptions.BotoCoreError, ValueError) as exc:
+            raise self._map(exc, "open", "") from exc
+        self._multipart = (settings.multipart_threshold, settings.multipart_chunksize, settings.multipart_concurrency)
+
+    @classmethod
+    def from_url(cls, url: str, config: "Config | None" = None) -> "S3Backend":
+        """Open ``s3://bucket/prefix`` or ``s3://host:port/bucket/prefix`` with ``config``'s settings."""
+        return cls(_settings_from_config(url, config))
+
+    # --- errors --------------------------------------------------------------
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _map(self, exc: BaseException, op: str, key: str) -> StoreError:
+        """Turn a botocore error into our error family, with a message that names the fix."""
+        what = f"S3 {op} of {key!r} in {self.url}" if key else f"S3 {op} on {self.url}"
+        if isinstance(exc, botocore.exceptions.ClientError):
+            err = exc.response.get("Error", {})
+            code = str(err.get("Code", ""))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            detail = self._scrub(f"{code or status}: {err.get('Message') or 'no message'}")
+            if code == "NoSuchBucket":
+                return StoreError(f"{what} failed: bucket {self.bucket!r} does not exist; "
+                                  "create it or fix the store URL")
+            if code in _NOT_FOUND or (status == 404 and not code):
+                return ObjectNotFound(f"object {key!r} is not in the store {self.url}")
+            # 409 only with its conditional-write code: other conflicts are not "exists"
+            if code in _EXISTS or status == 412:
+                return AlreadyExists(f"object {key!r} already exists in the store {self.url}")
+            if code in _DENIED or status in (401, 403):
+                return PermissionDenied(f"{what} was refused ({detail}); "
+                                        "check the access key and secret for this store")
+            if code == "NotImplemented" or status == 501:
+                return StoreError(f"{what} is not supported by this S3 server ({detail})")
+            if code in _TRANSIENT or status == 429 or status >= 500:
+                return TransientStoreError(f"{what} failed ({detail})")
+            return StoreError(f"{what} failed ({detail})")
+        if isinstance(exc, botocore.exceptions.SSLError):
+            # a certificate problem does not heal by retrying
+            return StoreError(f"{what} failed: TLS error ({self._scrub(str(exc))}); check the host's "
+                              "'verify' setting or AWS_CA_BUNDLE")
+        if isinstance(exc, _TRANSIENT_BOTO):
+            return TransientStoreError(f"{what} failed: {self._scrub(str(exc))}")
+        if isinstance(exc, _CREDENTIALS_BOTO):
+            return PermissionDenied(
+                f"{what}: no usable S3 credentials ({self._scrub(str(exc))}); set key/secret for this host in the "
+                "config's [s3.hosts] or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE")
+        return StoreError(f"{what} failed: {self._scrub(str(exc))}")
+
+    def _key(self, key: str) -> str:
+        if not key or key.startswith("/"):
+            raise StoreError(f"invalid object key {key!r}")
+        return self._root + key
+
+    # --- operations -----------------------------------------------------------
+
+    def get(self, key: str) -> bytes:
+        try:
+            resp = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
+            # reading the body is where a dropped connection shows up
+            return resp["Body"].read()
+        except _BOTO_ERRORS as exc:
+            raise self._map(exc, "get", key) from exc
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        if offset < 0 or length < 0:
+            raise StoreError(f"invalid range {offset}+{length} for {key!r}")
+        if length == 0:
+            self.stat(key)  # still report a missing object
+            return b""
+        try:
+            resp = self._client.get_object(Bucket=self.bucket, Key=self._key(key),
+                                           Range=f"bytes={offset}-{offset + length - 1}")
+            data = resp["Body"].read()
+        except botocore.exceptions.ClientError as exc:
+            # 416: the range starts at or past the end (incl. empty objects)
+            if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                return b""
+            raise self._map(exc, "ranged get", key) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._map(exc, "ranged get", key) from exc
+        if "ContentRange" not in resp and resp.get("ResponseMetadata", {}).get("HTTPStatusCode") == 200:
+            # a server that ignored Range sent the whole object
+            data = data[offset:offset + length]
+        return data
+
+    def put(self, key: str, data: bytes | memoryview) -> None:
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=bytes(data))
+        except _BOTO_ERRORS as exc:
+            raise self._map(exc, "put", key) from exc
+
+    def put_file(self, key: str, fh: BinaryIO, size: int) -> None:
+        # boto3 switches to multipart above the threshold and completes it as
+        # one atomic object; a failed upload is aborted by the transfer manager
+        threshold, chunksize, concurrency = self._multipart
+        transfer = TransferConfig(
+            multipart_threshold=threshold,
+            # S3 allows 10,000 parts: grow the parts rather than fail
+            multipart_chunksize=max(chunksize, -(-size // _MAX_PARTS)),
+            max_concurrency=concurrency,
+        )
+        # boto3 reads each part of a seekable file into memory: bound how
+        # many parts are held at once (an s3transfer setting boto3 does not
+        # take as an argument)
+        transfer.max_in_memory_upload_chunks = concurrency + 1
+        try:
+            self._client.upload_fileobj(_KeepOpen(fh), self.bucket, self._key(key), Config=transfer)
+        except _BOTO_ERRORS as exc:
+            raise self._map(exc, "upload", key) from exc
+        except boto3.exceptions.S3UploadFailedError as exc:
+            cause = exc.__cause__ or exc.__context__
+            raise (self._map(cause, "upload", key) if cause else StoreError(self._scrub(str(exc)))) from exc
+
+    def put_if_absent(self, key: str, data: bytes) -> None:
+        # If-None-Match: * makes the server refuse (412) when the key exists,
+        # atomically: exactly one of racing creators wins.  AWS has it since
+        # 2024; SeaweedFS 4.x honours it (the contract's race test proves it);
+        # a server that ignores it would silently overwrite, so test new ones.
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=bytes(data), IfNoneMatch="*")
+        except _BOTO_ERRORS as exc:
+            raise self._map(exc, "conditional put", key) from exc
+
+    def delete(self, key: str) -> None:
+        try:
+            self._client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except _BOTO_ERRORS as exc:
+            mapped = self._map(exc, "delete", key)
+            if not isinstance(mapped, ObjectNotFound):
+                raise mapped from exc
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        # AWS lists in UTF-8 byte order, which is Python's str order, so its
+        # pages stream through.  S3-compatible servers need not: SeaweedFS
+        # walks its directory tree ("a/b" before "a-b"), so for a custom
+        # endpoint the listing is gathered and sorted first.
+        pages = self._pages(prefix)
+        if self._sorted_by_server:
+            yield from pages
+        else:
+            yield from sorted(pages, key=lambda o: o.key)
+
+    def _pages(self, prefix: str) -> Iterator[ObjectInfo]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._root + prefix):
+                for obj in page.get("Contents", ()):
+                    yield ObjectInfo(obj["Key"][len(self._root):], obj["Size"],
+                                     obj.get("ETag", "").strip('"'), obj["LastModified"].timestamp())
+        except _BOTO_ERRORS as exc:
+            raise self._map(exc, "list", prefix or "/") from exc
+
+    def stat(self, key: str) -> ObjectInfo:
+        try:
+            resp = self._client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except _BOTO_ERRORS as exc:
+            raise self._map(exc, "stat", key) from exc
+        return ObjectInfo(key, resp["ContentLength"], resp.get("ETag", "").strip('"'), resp["LastModified"].timestamp())
+
+    def close(self) -> None:
+        self._client.close()

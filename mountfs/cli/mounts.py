@@ -1,0 +1,285 @@
+"""Commands around the daemon: mount, umount, status, warmup, cache, daemon run."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+
+import click
+
+from ..catalog.names import check_version
+from ..daemon import control, mounts
+from ..errors import MountfsError, NotFound, UsageError
+from ..session import current
+from .common import Selector, dataset_selector, resolve, show_progress
+from .output import echo_json, echo_table, human_size
+
+_ID_RE = re.compile(r"^[0-9a-f]{20}$")
+#: how long `mountfs mount` waits for the daemon to have the mount up
+MOUNT_WAIT_SECONDS = 120.0
+
+
+def _daemon_logging(debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def _selector_from(spec: str | None, sel: Selector) -> Selector:
+    """``DATASET`` may be an id or ``project/name[/version]``; else the options say."""
+    if spec is None:
+        return sel
+    if _ID_RE.match(spec):
+        return Selector(dataset_id=spec)
+    parts = spec.strip("/").split("/")
+    if len(parts) < 2:
+        raise UsageError(f"cannot read dataset {spec!r}: give an id or project/name[/version]")
+    try:
+        version = check_version(parts[-1])
+        return Selector(project="/".join(parts[:-2]), name=parts[-2], version=version)
+    except UsageError:
+        return Selector(project="/".join(parts[:-1]), name=parts[-1])
+
+
+def _wait_mounted(proc: subprocess.Popen, mountpoint: str, log_path: str) -> None:
+    files = mounts.RuntimeFiles(current().config.run_dir, mountpoint)
+    deadline = time.monotonic() + MOUNT_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise MountfsError(f"the daemon for {mountpoint} exited: {_last_error(log_path)} (log: {log_path})")
+        if mounts.mounted_fuse(mountpoint) and os.path.exists(files.info):
+            return
+        time.sleep(0.05)
+    proc.terminate()
+    raise MountfsError(f"{mountpoint} did not come up within {MOUNT_WAIT_SECONDS:.0f}s (log: {log_path})")
+
+
+def _last_error(log_path: str) -> str:
+    try:
+        with open(log_path) as fh:
+            lines = [line.strip() for line in fh if line.strip()]
+    except OSError:
+        return "no log"
+    for line in reversed(lines):
+        if "error" in line.lower():
+            return line.split(": ", 1)[-1]
+    return lines[-1] if lines else "no output"
+
+
+@click.command("mount")
+@click.argument("args", nargs=-1, required=True, metavar="[DATASET] DIR")
+@dataset_selector
+@click.option("--foreground", is_flag=True, help="Stay in the foreground (logs to stderr) instead of detaching.")
+@click.pass_context
+def mount(ctx: click.Context, args: tuple[str, ...], sel: Selector, foreground: bool) -> None:
+    """Mount one finalized version read-only at DIR.
+
+    DATASET is an id or project/name[/version]; or name it with --id or
+    --project/--name/--version. The daemon detaches; `mountfs umount DIR` stops it.
+    """
+    if len(args) > 2:
+        raise UsageError("give at most DATASET and DIR")
+    spec, target = (args[0], args[1]) if len(args) == 2 else (None, args[0])
+    ds = resolve(_selector_from(spec, sel), only_completed=True)
+    if not ds.is_final():
+        raise UsageError(f"dataset {ds.id} is a draft; only finalized versions can be mounted")
+    mountpoint = os.path.realpath(target)
+    sess = current()
+    if foreground:
+        from ..daemon.server import run
+
+        _daemon_logging(ctx.obj.debug)
+        run(sess, mountpoint, ds.id, debug=ctx.obj.debug)
+        return
+    files = mounts.RuntimeFiles(sess.config.run_dir, mountpoint)
+    files.prepare()
+    cmd = [sys.executable, "-m", "mountfs.daemon", "--mountpoint", mountpoint, "--dataset", ds.id]
+    if ctx.obj.debug:
+        cmd.append("--debug")
+    env = dict(os.environ, MOUNTFS_STORE=sess.catalog_url)
+    with open(files.log, "ab") as log_fh:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_fh, stderr=log_fh,
+                                start_new_session=True, env=env)
+    _wait_mounted(proc, mountpoint, files.log)
+    click.echo(f"mounted {ds.project}/{ds.name} {ds.version} ({ds.id}) at {mountpoint}")
+
+
+@click.command("umount")
+@click.argument("mountpoint", type=click.Path())
+@click.option("--timeout", default=15.0, show_default=True, help="Seconds to wait for the daemon to stop.")
+def umount(mountpoint: str, timeout: float) -> None:
+    """Unmount DIR and stop its daemon; cleans up after a daemon that was killed."""
+    mountpoint = os.path.realpath(mountpoint)
+    files = mounts.RuntimeFiles(current().config.run_dir, mountpoint)
+    stopped = False
+    if os.path.exists(files.socket):
+        try:
+            control.request(files.socket, {"op": "stop"}, timeout=5)
+            stopped = True
+        except (OSError, ValueError):
+            pass
+    deadline = time.monotonic() + timeout
+    while stopped and mounts.mounted_fuse(mountpoint) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if mounts.mounted_fuse(mountpoint):
+        if not (mounts.unmount(mountpoint) or mounts.unmount(mountpoint, lazy=True)):
+            raise MountfsError(f"could not unmount {mountpoint}; check what still uses it (`fuser -m {mountpoint}`)")
+    elif not stopped:
+        files.remove()
+        raise NotFound(f"nothing is mounted at {mountpoint}")
+    files.remove()
+    click.echo(f"unmounted {mountpoint}")
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(as_json: bool) -> None:
+    """Mounts served by daemons of this user, with their cache and fetch figures."""
+    sess = current()
+    rows = []
+    for info in mounts.all_runtime(sess.config.run_dir):
+        try:
+            rows.append(control.request(info["socket"], {"op": "status"}, timeout=3))
+        except (OSError, ValueError, KeyError):
+            rows.append({"mountpoint": info.get("mountpoint", "?"), "pid": info.get("pid"), "dead": True})
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("no mounts")
+        return
+    table = []
+    for r in rows:
+        if r.get("dead"):
+            table.append([r["mountpoint"], str(r.get("pid", "?")), "dead: run `mountfs umount`", "", "", ""])
+            continue
+        cache = r["cache"]
+        reads = max(1, r["reads"])
+        table.append([
+            r["mountpoint"], str(r["pid"]), r["dataset"] or "catalog",
+            f"{100 * r['read_hits'] / reads:.0f}%", human_size(r["bytes_fetched"]),
+            f"{human_size(cache['size'])} / {human_size(cache['max_size'])}, {r['inflight_fetches']} in flight",
+        ])
+    echo_table(["MOUNTPOINT", "PID", "SERVES", "HIT RATE", "FETCHED", "CACHE"], table)
+
+
+@click.command("warmup")
+@click.argument("path", type=click.Path(exists=True))
+def warmup(path: str) -> None:
+    """Fetch every file under PATH (inside a mount) into the cache ahead of a job."""
+    path = os.path.realpath(path)
+    sess = current()
+    best = None
+    for info in mounts.all_runtime(sess.config.run_dir):
+        mp = info.get("mountpoint", "")
+        if (path == mp or path.startswith(mp.rstrip("/") + "/")) and (best is None or len(mp) > len(best["mountpoint"])):
+            best = info
+    if best is None:
+        raise NotFound(f"{path} is not inside a mountfs mount of this user; see `mountfs status`")
+    rel = os.path.relpath(path, best["mountpoint"])
+    bar = None
+    if show_progress():
+        from tqdm import tqdm
+
+        bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc="warmup")
+
+    def progress(msg: dict) -> None:
+        if bar is not None:
+            bar.total = msg.get("total", bar.total)
+            bar.n = msg.get("progress", 0)
+            bar.refresh()
+
+    try:
+        reply = control.request(best["socket"], {"op": "warmup", "path": "" if rel == "." else rel},
+                                timeout=3600, on_progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not reply.get("ok"):
+        raise MountfsError(reply.get("error", "warmup failed"))
+    click.echo(f"warmed up {reply['files']} file(s), {human_size(reply['bytes'])} under {path}")
+
+
+@click.group("cache")
+def cache() -> None:
+    """The local chunk cache ($MOUNTFS_CACHE_DIR, capped by $MOUNTFS_CACHE_SIZE)."""
+
+
+@cache.command("info")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def cache_info(as_json: bool) -> None:
+    """Size, cap and number of cached chunks."""
+    sess = current()
+    stats = dict(sess.cache.stats(), directory=sess.config.cache_dir)
+    if as_json:
+        echo_json(stats)
+    else:
+        click.echo(f"{sess.config.cache_dir}: {human_size(stats['size'])} of {human_size(stats['max_size'])}, "
+                   f"{stats['count']} chunks")
+
+
+@cache.command("clear")
+def cache_clear() -> None:
+    """Remove every cached chunk (mounts fetch again on demand)."""
+    sess = current()
+    sess.cache.clear()
+    click.echo(f"cleared {sess.config.cache_dir}")
+
+
+@cache.command("evict")
+@click.option("--to", "target", metavar="SIZE", help="Evict least recently used chunks down to SIZE (default: the cap).")
+def cache_evict(target: str | None) -> None:
+    """Evict least recently used chunks."""
+    from ..config import parse_size
+
+    sess = current()
+    freed = sess.cache.evict(parse_size(target) if target else None)
+    click.echo(f"evicted {human_size(freed)}")
+
+
+@click.group("daemon")
+def daemon() -> None:
+    """The catalog daemon (also installed as `mountfsd`)."""
+
+
+@daemon.command("run")
+@click.option("--mountpoint", metavar="DIR", help="Where to mount the catalog (default: config, /datasets).")
+@click.pass_context
+def daemon_run(ctx: click.Context, mountpoint: str | None) -> None:
+    """Mount the whole catalog at DIR in the foreground: <project>/<name>/<version>/..."""
+    from ..daemon.server import run
+
+    sess = current()
+    _daemon_logging(ctx.obj.debug)
+    run(sess, mountpoint or sess.config.mountpoint, None, debug=ctx.obj.debug)
+
+
+@click.command("mountfsd", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--mountpoint", metavar="DIR", help="Where to mount (default: config, /datasets).")
+@click.option("--dataset", "dataset_id", metavar="ID", help="Serve only this version at DIR instead of the catalog.")
+@click.option("--storage", metavar="URL", help="Store holding the catalog (default: $MOUNTFS_STORE).")
+@click.option("--debug", is_flag=True, help="Log at DEBUG level.")
+def mountfsd(mountpoint: str | None, dataset_id: str | None, storage: str | None, debug: bool) -> None:
+    """The mountfs daemon: serves the catalog (or one version) through FUSE, in the foreground."""
+    from ..daemon.server import run
+
+    _daemon_logging(debug)
+    try:
+        sess = current(store=storage)
+        run(sess, mountpoint or sess.config.mountpoint, dataset_id, debug=debug)
+    except MountfsError as exc:
+        logging.getLogger("mountfs.daemon").error("%s", exc)
+        click.echo(f"mountfsd: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+def mountfsd_main() -> None:
+    """Console-script entry point (``mountfsd``)."""
+    mountfsd.main(prog_name="mountfsd")

@@ -1,0 +1,223 @@
+"""Running one FUSE mount: the catalog (``mountfsd``) or a single version (``mountfs mount``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import time
+
+import pyfuse3
+import trio
+
+from ..cache.filetable import KIND_DIR, FileTables
+from ..config import Config
+from ..errors import MountfsError, UsageError
+from ..fs.namespace import Namespace
+from ..fs.operations import NO_OPEN_SUPPORTED, Operations
+from ..fs.reader import Reader
+from ..fs.tree import ROOT, Tree
+from ..session import Session
+from . import control, mounts
+
+log = logging.getLogger(__name__)
+
+#: how often the catalog is re-read, so new versions appear within seconds
+REFRESH_SECONDS = 2.0
+WARMUP_BATCH = 64 << 20
+
+
+def _sd_notify(cfg: Config, message: str) -> None:
+    addr = cfg.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(addr)
+            s.sendall(message.encode())
+        except OSError as exc:
+            log.info("sd_notify failed: %s", exc)
+
+
+class Daemon:
+    """Owns the tree, the reader and the mount for one mountpoint."""
+
+    def __init__(self, session: Session, mountpoint: str, dataset_id: str | None = None, debug: bool = False):
+        self.sess = session
+        self.cfg = session.config
+        self.mountpoint = os.path.realpath(mountpoint)
+        self.dataset_id = dataset_id
+        self.debug = debug
+        self.runtime = mounts.RuntimeFiles(self.cfg.run_dir, self.mountpoint)
+        self.started = time.time()
+        self.tables = FileTables(self.cfg.cache_dir)
+        single = session.catalog.get(dataset_id) if dataset_id else None
+        if single is not None and not single.is_final:
+            raise UsageError(f"dataset {dataset_id} is not finalized; only finalized versions can be mounted")
+        self.namespace = None if single else Namespace(session.catalog)
+        self.tree = Tree(self.tables, lambda rec: session.store(rec.storage), self.namespace, single)
+        self.reader: Reader | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Mount, serve until unmounted or signalled, then clean up."""
+        if not os.path.isdir(self.mountpoint):
+            mounts.clean_stale(self.mountpoint)
+        if mounts.mounted_fuse(self.mountpoint) and not mounts.clean_stale(self.mountpoint):
+            raise UsageError(f"{self.mountpoint} is already mounted; run `mountfs umount {self.mountpoint}` first")
+        if not os.path.isdir(self.mountpoint):
+            raise UsageError(f"mountpoint {self.mountpoint} does not exist or is not a folder; create it first")
+        self.runtime.prepare()
+        try:
+            trio.run(self._main)
+        finally:
+            self.runtime.remove()
+            self.tables.close()
+
+    async def _main(self) -> None:
+        if self.namespace is not None:
+            await trio.to_thread.run_sync(self.namespace.refresh)
+        async with trio.open_nursery() as nursery:
+            self.reader = Reader(self.tree, self.sess.cache, nursery)
+            await self.tree.start()
+            ops = Operations(self.tree, self.reader)
+            options = set(pyfuse3.default_options) | {"fsname=" + mounts.FSNAME, "subtype=mountfs", "ro"}
+            if os.geteuid() == 0:
+                options.add("allow_other")
+            pyfuse3.init(ops, self.mountpoint, options)
+            mounted = True
+            try:
+                await nursery.start(control.serve, self.runtime.socket, self._control, self.cfg.control_group)
+                self.runtime.write_info({
+                    "pid": os.getpid(), "mountpoint": self.mountpoint, "socket": self.runtime.socket,
+                    "dataset": self.dataset_id or "", "store": self.sess.catalog_url, "started": self.started,
+                })
+                nursery.start_soon(self._signals)
+                if self.namespace is not None:
+                    nursery.start_soon(self._refresher)
+                nursery.start_soon(self._after_mount, ops.no_open)
+                await pyfuse3.main()
+            finally:
+                _sd_notify(self.cfg, "STOPPING=1")
+                pyfuse3.close(unmount=mounted)
+                nursery.cancel_scope.cancel()
+                log.info("unmounted mountpoint=%s", self.mountpoint)
+
+    async def _after_mount(self, no_open: bool) -> None:
+        # anything touching the mountpoint needs pyfuse3.main() running to be answered
+        read_ahead = False
+        if os.geteuid() == 0:
+            read_ahead = await trio.to_thread.run_sync(mounts.raise_read_ahead, self.mountpoint)
+        log.info(
+            "mounted mountpoint=%s dataset=%s store=%s no_open=%s read_ahead_1m=%s",
+            self.mountpoint, self.dataset_id or "catalog", self.sess.catalog_url, no_open, read_ahead,
+        )
+        _sd_notify(self.cfg, "READY=1")
+
+    async def _signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for sig in signals:
+                log.info("signal=%s: unmounting", signal.Signals(sig).name)
+                pyfuse3.terminate()
+                return
+
+    async def _refresher(self) -> None:
+        assert self.namespace is not None
+        while True:
+            await trio.sleep(REFRESH_SECONDS)
+            try:
+                changed = await trio.to_thread.run_sync(self.namespace.refresh)
+            except MountfsError as exc:
+                log.warning("catalog refresh failed: %s", exc)
+                continue
+            if changed:
+                # drop the kernel's cached listing of catalog levels
+                for ino in self.tree.catalog_inodes():
+                    try:
+                        pyfuse3.invalidate_inode(ino, attr_only=False)
+                    except OSError:
+                        pass
+
+    # --- control requests ------------------------------------------------------------------
+
+    async def _control(self, req: dict, send: control.Send) -> dict:
+        op = req.get("op")
+        if op == "status":
+            return self.status()
+        if op == "stop":
+            pyfuse3.terminate()
+            return {"stopping": True}
+        if op == "warmup":
+            return await self._warmup(str(req.get("path", "")), send)
+        raise UsageError(f"unknown control request {op!r}")
+
+    def status(self) -> dict:
+        stats = self.reader.stats if self.reader else None
+        cache = self.sess.cache.stats()
+        return {
+            "pid": os.getpid(),
+            "mountpoint": self.mountpoint,
+            "dataset": self.dataset_id or "",
+            "store": self.sess.catalog_url,
+            "uptime": round(time.time() - self.started, 1),
+            "no_open": NO_OPEN_SUPPORTED,
+            "versions_mounted": [m.record.id for m in self.tree.mounted()],
+            "reads": stats.reads if stats else 0,
+            "read_hits": stats.hits if stats else 0,
+            "chunk_misses": stats.misses if stats else 0,
+            "bytes_read": stats.bytes_read if stats else 0,
+            "bytes_fetched": stats.bytes_fetched if stats else 0,
+            "fetches": stats.fetches if stats else 0,
+            "fetch_errors": stats.errors if stats else 0,
+            "inflight_fetches": stats.inflight if stats else 0,
+            "cache": cache,
+        }
+
+    async def _warmup(self, rel: str, send: control.Send) -> dict:
+        """Fetch every chunk under ``rel`` (a path inside the mount) into the cache."""
+        assert self.reader is not None
+        ino = ROOT
+        for part in [p for p in rel.split("/") if p and p != "."]:
+            ino = (await self.tree.lookup(ino, part)).ino
+        files: list[int] = []
+        total = 0
+        todo = [ino]
+        while todo:
+            cur = todo.pop()
+            attr = self.tree.getattr(cur)
+            if attr.kind != KIND_DIR:
+                files.append(cur)
+                total += attr.size
+                continue
+            pos = 0
+            while True:
+                batch = await self.tree.readdir(cur, pos)
+                if not batch:
+                    break
+                for _, child, pos in batch:
+                    todo.append(child.ino)
+        await send({"progress": 0, "total": total, "files": len(files)})
+        done = 0
+        batch: list = []
+        batch_bytes = 0
+        # path order is pack order: batches become a few large ranged reads, fetched in parallel
+        for n, ino in enumerate(sorted(files)):
+            m, node = self.tree.file(ino)
+            batch.extend(c for c in node.chunks if not self.sess.cache.contains(c.digest))
+            batch_bytes += node.size
+            if batch_bytes >= WARMUP_BATCH or n == len(files) - 1:
+                if batch:
+                    await self.reader.fetch(m.store, batch)
+                done += batch_bytes
+                batch, batch_bytes = [], 0
+                await send({"progress": done, "total": total})
+        return {"files": len(files), "bytes": total}
+
+
+def run(session: Session, mountpoint: str, dataset_id: str | None = None, debug: bool = False) -> None:
+    """Entry point for ``mountfsd`` / ``mountfs daemon run`` / ``mountfs mount --foreground``."""
+    Daemon(session, mountpoint, dataset_id, debug).run()

@@ -1,0 +1,263 @@
+"""Reads: (file, offset) -> chunks, from the cache or fetched from the store.
+
+- Missing chunks are fetched with coalesced ranged reads (``Store.read_chunks``)
+  in worker threads, at most ``max_fetches`` at once; a chunk already being
+  fetched is waited for, never fetched twice.
+- A miss at the start of a small file also fetches the next files of the
+  version (path order = pack order), so a directory read front to back costs a
+  few large reads instead of one request per file.
+- Reads that continue where the previous one ended prefetch ahead in the
+  background with a window that doubles while the reads stay sequential
+  (mountpoint-s3's scheme), bounded per file and by the worker limit.
+- Every fetched chunk was verified by the store; the cache verifies on put.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import trio
+
+from ..cache import ChunkCache
+from ..cache.filetable import Node
+from ..errors import LocalDiskError
+from ..store import ChunkRef, Store
+from .tree import Mounted, Tree
+
+log = logging.getLogger(__name__)
+
+#: a fetch group (one or a few ranged reads) never exceeds this many bytes
+GROUP_BYTES = 8 << 20
+#: how far a miss at the start of a file reaches into the next files
+DIR_PREFETCH_BYTES = 4 << 20
+DIR_PREFETCH_FILES = 32
+#: sequential read-ahead window, in chunks
+WINDOW_START = 2
+WINDOW_MAX = 32
+
+
+class _Inflight:
+    __slots__ = ("event", "data", "error")
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.data: bytes | None = None
+        self.error: BaseException | None = None
+
+
+@dataclass
+class _Stream:
+    """Sequential-read state of one file."""
+
+    next_offset: int = 0
+    window: int = WINDOW_START
+    prefetched_to: int = 0  # chunk index up to which prefetch was started
+
+
+@dataclass
+class ReadStats:
+    reads: int = 0
+    hits: int = 0
+    misses: int = 0
+    bytes_read: int = 0
+    bytes_fetched: int = 0
+    fetches: int = 0
+    prefetched_chunks: int = 0
+    errors: int = 0
+    inflight: int = field(default=0)
+
+
+class Reader:
+    """Serves file reads of a ``Tree`` through the chunk cache."""
+
+    def __init__(self, tree: Tree, cache: ChunkCache, nursery: trio.Nursery, max_fetches: int = 8):
+        self.tree = tree
+        self.cache = cache
+        self.stats = ReadStats()
+        self._nursery = nursery
+        self._limiter = trio.CapacityLimiter(max_fetches)
+        self._inflight: dict[bytes, _Inflight] = {}
+        self._starts: OrderedDict[tuple[bytes, int], list[int]] = OrderedDict()
+        self._streams: OrderedDict[int, _Stream] = OrderedDict()
+
+    # --- the read path -----------------------------------------------------------
+
+    async def read(self, ino: int, offset: int, size: int) -> bytes:
+        m, node = self.tree.file(ino)
+        self.stats.reads += 1
+        end = min(node.size, offset + size)
+        if offset >= end:
+            return b""
+        starts = self._chunk_starts(m, node)
+        first = bisect.bisect_right(starts, offset) - 1
+        last = bisect.bisect_left(starts, end) - 1
+        pieces: list[bytes | None] = []
+        missing: list[ChunkRef] = []
+        for j in range(first, last + 1):
+            c = node.chunks[j]
+            lo = max(offset, starts[j]) - starts[j]
+            hi = min(end, starts[j] + c.size) - starts[j]
+            data = self.cache.read(c.digest, lo, hi - lo)
+            if data is None or len(data) != hi - lo:
+                missing.append(c)
+                data = None
+            pieces.append(data)
+        if missing:
+            self.stats.misses += len(missing)
+            extra = self._dir_prefetch(m, node) if offset == 0 else []
+            got = await self._fetch(m.store, missing + extra, wanted={c.digest for c in missing})
+            for k, j in enumerate(range(first, last + 1)):
+                if pieces[k] is None:
+                    c = node.chunks[j]
+                    lo = max(offset, starts[j]) - starts[j]
+                    hi = min(end, starts[j] + c.size) - starts[j]
+                    pieces[k] = got[c.digest][lo:hi]
+        else:
+            self.stats.hits += 1
+        self._after_read(ino, m, node, starts, offset, end, last)
+        out = b"".join(pieces)  # type: ignore[arg-type]
+        self.stats.bytes_read += len(out)
+        return out
+
+    def _chunk_starts(self, m: Mounted, node: Node) -> list[int]:
+        key = (m.vk, node.ino)
+        starts = self._starts.get(key)
+        if starts is None:
+            starts, pos = [], 0
+            for c in node.chunks:
+                starts.append(pos)
+                pos += c.size
+            self._starts[key] = starts
+            if len(self._starts) > 4096:
+                self._starts.popitem(last=False)
+        else:
+            self._starts.move_to_end(key)
+        return starts
+
+    # --- prefetch ------------------------------------------------------------------
+
+    def _absent(self, c: ChunkRef) -> bool:
+        return c.digest not in self._inflight and not self.cache.contains(c.digest)
+
+    def _dir_prefetch(self, m: Mounted, node: Node) -> list[ChunkRef]:
+        """The next files' chunks, when this file is small: they sit right after it in the pack."""
+        if node.size > DIR_PREFETCH_BYTES // 4:
+            return []
+        out: list[ChunkRef] = []
+        budget = DIR_PREFETCH_BYTES
+        for nxt in self.tree.tables.next_files(m.vk, node.ino, DIR_PREFETCH_FILES):
+            for c in nxt.chunks:
+                if budget <= 0:
+                    return out
+                if self._absent(c):
+                    out.append(c)
+                    budget -= c.length
+        return out
+
+    def _after_read(self, ino: int, m: Mounted, node: Node, starts: list[int], offset: int, end: int, last: int) -> None:
+        st = self._streams.get(ino)
+        if st is None or offset != st.next_offset:
+            st = _Stream()
+            self._streams[ino] = st
+            if len(self._streams) > 1024:
+                self._streams.popitem(last=False)
+            if offset != 0:
+                st.next_offset = end
+                return
+        else:
+            st.window = min(st.window * 2, WINDOW_MAX)
+        st.next_offset = end
+        lo = max(last + 1, st.prefetched_to)
+        hi = min(len(node.chunks), last + 1 + st.window)
+        ahead = [c for c in node.chunks[lo:hi] if self._absent(c)]
+        st.prefetched_to = hi
+        if ahead:
+            self.stats.prefetched_chunks += len(ahead)
+            self._nursery.start_soon(self._prefetch, m.store, ahead)
+
+    async def fetch(self, store: Store, refs: list[ChunkRef]) -> None:
+        """Fetch ``refs`` into the cache (for warmup); raises if any fails."""
+        await self._fetch(store, refs, wanted={c.digest for c in refs})
+
+    async def _prefetch(self, store: Store, refs: list[ChunkRef]) -> None:
+        try:
+            await self._fetch(store, refs, wanted=set())
+        except Exception as exc:  # a later read will report it
+            log.debug("prefetch failed: %s", exc)
+
+    # --- fetching --------------------------------------------------------------------
+
+    async def _fetch(self, store: Store, refs: list[ChunkRef], wanted: set[bytes]) -> dict[bytes, bytes]:
+        """Fetch ``refs`` (sharing fetches already running); return the ``wanted`` chunks' bytes."""
+        mine: list[ChunkRef] = []
+        waits: dict[bytes, _Inflight] = {}
+        for c in refs:
+            f = self._inflight.get(c.digest)
+            if f is None:
+                if c.digest in waits:
+                    continue
+                f = self._inflight[c.digest] = _Inflight()
+                mine.append(c)
+            waits[c.digest] = f
+        for group in _groups(mine):
+            self._nursery.start_soon(self._fetch_group, store, group)
+        out: dict[bytes, bytes] = {}
+        for digest in wanted:
+            f = waits[digest]
+            await f.event.wait()
+            if f.error is not None:
+                raise f.error
+            out[digest] = f.data  # type: ignore[assignment]
+        return out
+
+    async def _fetch_group(self, store: Store, group: list[ChunkRef]) -> None:
+        self.stats.inflight += 1
+        try:
+            got = await trio.to_thread.run_sync(self._fetch_blocking, store, group, limiter=self._limiter)
+            self.stats.fetches += 1
+            for c in group:
+                f = self._inflight.pop(c.digest)
+                f.data = got[c.digest]
+                f.event.set()
+        except BaseException as exc:
+            self.stats.errors += 1
+            log.error("fetch failed store=%s packs=%s error=%s", store.url, sorted({c.pack for c in group}), exc)
+            for c in group:
+                f = self._inflight.pop(c.digest, None)
+                if f is not None:
+                    f.error = exc
+                    f.event.set()
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self.stats.inflight -= 1
+
+    def _fetch_blocking(self, store: Store, group: list[ChunkRef]) -> dict[bytes, bytes]:
+        got = store.read_chunks(group)
+        for digest, data in got.items():
+            self.stats.bytes_fetched += len(data)
+            try:
+                self.cache.put(digest, data)
+            except LocalDiskError as exc:
+                log.warning("cache is full, serving without caching: %s", exc)
+        return got
+
+
+def _groups(refs: list[ChunkRef]) -> list[list[ChunkRef]]:
+    """Split into groups of at most GROUP_BYTES, keeping each pack's chunks together in offset order."""
+    refs = sorted(refs, key=lambda c: (c.pack, c.offset))
+    out: list[list[ChunkRef]] = []
+    cur: list[ChunkRef] = []
+    size = 0
+    for c in refs:
+        if cur and (size + c.length > GROUP_BYTES or c.pack != cur[-1].pack):
+            out.append(cur)
+            cur, size = [], 0
+        cur.append(c)
+        size += c.length
+    if cur:
+        out.append(cur)
+    return out

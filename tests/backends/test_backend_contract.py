@@ -1,0 +1,290 @@
+"""The contract every backend keeps, run against each of them (``backend`` fixture),
+plus what only a real server can show: outages, conditional-write races, secrets.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import random
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from servers import SeaweedServer, pick_free_port
+
+from mountfs.backends import Backend, open_backend
+from mountfs.backends.file import FileBackend
+from mountfs.backends.retry import RetryingBackend
+from mountfs.backends.s3 import S3Backend
+from mountfs.config import Config
+from mountfs.errors import AlreadyExists, ObjectNotFound, PermissionDenied, StoreError, TransientStoreError, UsageError
+
+MiB = 1 << 20
+
+
+def blob(size: int, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+# --- the contract --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 1, 1000, 20 * MiB])
+def test_put_get_round_trip(backend: Backend, size: int) -> None:
+    data = blob(size, seed=size)
+    backend.put("datasets/x/info.json", data)
+    assert backend.get("datasets/x/info.json") == data
+    info = backend.stat("datasets/x/info.json")
+    assert (info.key, info.size) == ("datasets/x/info.json", size)
+    assert backend.exists("datasets/x/info.json")
+
+
+def test_overwrite_replaces_content_and_tag(backend: Backend) -> None:
+    backend.put("k", b"first")
+    tag = backend.stat("k").etag
+    backend.put("k", memoryview(b"second, longer"))
+    assert backend.get("k") == b"second, longer"
+    assert backend.stat("k").etag != tag
+
+
+def test_get_range(backend: Backend) -> None:
+    data = blob(5 * MiB + 123, seed=7)  # crosses SeaweedFS's 4 MiB chunk boundary
+    backend.put("packs/aa/p1", data)
+    for offset, length in [(0, 10), (4 * MiB - 5, 10), (1000, 2 * MiB), (len(data) - 10, 10)]:
+        assert backend.get_range("packs/aa/p1", offset, length) == data[offset:offset + length]
+    # fewer bytes only at the end; nothing at or past it
+    assert backend.get_range("packs/aa/p1", len(data) - 3, 100) == data[-3:]
+    assert backend.get_range("packs/aa/p1", len(data), 10) == b""
+    assert backend.get_range("packs/aa/p1", len(data) + 50, 10) == b""
+    assert backend.get_range("packs/aa/p1", 5, 0) == b""
+    backend.put("empty", b"")
+    assert backend.get_range("empty", 0, 10) == b""
+
+
+def test_missing_object(backend: Backend) -> None:
+    with pytest.raises(ObjectNotFound):
+        backend.get("no/such/key")
+    with pytest.raises(ObjectNotFound):
+        backend.get_range("no/such/key", 0, 10)
+    with pytest.raises(ObjectNotFound):
+        backend.get_range("no/such/key", 0, 0)
+    with pytest.raises(ObjectNotFound):
+        backend.stat("no/such/key")
+    assert not backend.exists("no/such/key")
+
+
+def test_delete_is_idempotent(backend: Backend) -> None:
+    backend.put("a/b", b"x")
+    backend.delete("a/b")
+    backend.delete("a/b")
+    backend.delete("never/there")
+    assert not backend.exists("a/b")
+    assert list(backend.list()) == []
+
+
+def test_list_prefixes_and_order(backend: Backend) -> None:
+    keys = ["packs/aa/2", "packs/aa/1", "packs/ab/3", "packs-x", "datasets/1/info.json",
+            "datasets/10/info.json", "datasets/2/manifest", "mountfs.json"]
+    for i, key in enumerate(keys):
+        backend.put(key, b"x" * i)
+
+    def listed(prefix: str = "") -> list[str]:
+        return [o.key for o in backend.list(prefix)]
+
+    assert listed() == sorted(keys)
+    assert listed("packs/") == ["packs/aa/1", "packs/aa/2", "packs/ab/3"]
+    assert listed("packs") == ["packs-x", "packs/aa/1", "packs/aa/2", "packs/ab/3"]
+    assert listed("packs/a") == ["packs/aa/1", "packs/aa/2", "packs/ab/3"]
+    assert listed("datasets/1") == ["datasets/1/info.json", "datasets/10/info.json"]
+    assert listed("datasets/1/") == ["datasets/1/info.json"]
+    assert listed("nothing/") == [] and listed("zzz") == []
+    sizes = {o.key: o.size for o in backend.list()}
+    assert sizes == {key: i for i, key in enumerate(keys)}
+
+
+def test_put_file_large(backend: Backend, tmp_path: Path) -> None:
+    data = blob(40 * MiB, seed=40)
+    path = tmp_path / "big"
+    path.write_bytes(data)
+    with open(path, "rb") as fh:
+        backend.put_file("packs/big", fh, len(data))
+    info = backend.stat("packs/big")
+    assert info.size == len(data)
+    if isinstance(getattr(backend, "inner", backend), S3Backend):
+        assert "-" in info.etag, "40 MiB should have gone up as a multipart upload"
+    assert backend.get_range("packs/big", 33 * MiB, 100) == data[33 * MiB:33 * MiB + 100]
+    assert backend.get("packs/big") == data
+
+
+def test_put_if_absent(backend: Backend) -> None:
+    backend.put_if_absent("catalog/p/n/1.0.0", b"first")
+    with pytest.raises(AlreadyExists):
+        backend.put_if_absent("catalog/p/n/1.0.0", b"second")
+    assert backend.get("catalog/p/n/1.0.0") == b"first"
+
+
+def _race(backend: Backend, key: str, n: int) -> None:
+    barrier = threading.Barrier(n)
+    won: list[bytes] = []
+    lost: list[Exception] = []
+
+    def creator(i: int) -> None:
+        payload = f"writer {i} ".encode() * (1000 + i)
+        barrier.wait()
+        try:
+            backend.put_if_absent(key, payload)
+            won.append(payload)
+        except AlreadyExists as exc:
+            lost.append(exc)
+
+    threads = [threading.Thread(target=creator, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(won) == 1 and len(lost) == n - 1, (len(won), lost)
+    assert backend.get(key) == won[0]
+
+
+def test_put_if_absent_race_threads(backend: Backend) -> None:
+    # contended creates are slow on SeaweedFS (losers wait on a lock ~1 s), so two rounds
+    for round_ in range(2):
+        _race(backend, f"catalog/race/{round_}", 8)
+
+
+def _create_in_process(root: str, key: str, payload: bytes, barrier: "multiprocessing.synchronize.Barrier",
+                       results: "multiprocessing.Queue[tuple[str, bytes]]") -> None:
+    barrier.wait()
+    try:
+        FileBackend(root).put_if_absent(key, payload)
+        results.put(("won", payload))
+    except AlreadyExists:
+        results.put(("lost", payload))
+
+
+def test_put_if_absent_race_processes(backend: Backend) -> None:
+    root = getattr(backend, "root", None)  # RetryingBackend passes attributes through
+    if root is None:
+        pytest.skip("processes racing on one folder: file backend only (S3 races are the thread test)")
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(3):
+        key, barrier, results = f"catalog/proc/{round_}", ctx.Barrier(2), ctx.Queue()
+        payloads = [f"process {i}".encode() * 500 for i in range(2)]
+        procs = [ctx.Process(target=_create_in_process, args=(str(root), key, p, barrier, results)) for p in payloads]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(30)
+        outcome = dict(results.get(timeout=5) for _ in procs)
+        assert sorted(outcome) == ["lost", "won"]
+        assert backend.get(key) == outcome["won"]
+
+
+# --- S3 only: what a real server shows ------------------------------------------
+
+
+@pytest.mark.s3
+def test_s3_prefixes_isolate_stores(seaweed: SeaweedServer, open_s3: Callable[..., Backend]) -> None:
+    bucket = seaweed.new_bucket()
+    one, two = open_s3(bucket=bucket, prefix="stores/a"), open_s3(bucket=bucket, prefix="stores/ab")
+    one.put("k", b"1")
+    two.put("k", b"2")
+    assert [o.key for o in one.list()] == ["k"] and one.get("k") == b"1"
+    assert two.get("k") == b"2"
+    assert one.url == f"s3://{seaweed.host_port}/{bucket}/stores/a"
+
+
+@pytest.mark.s3
+def test_s3_url_forms(seaweed: SeaweedServer) -> None:
+    bucket = seaweed.new_bucket()
+    # s3://bucket/prefix: AWS style, endpoint and keys from the standard variables
+    env = {"AWS_ACCESS_KEY_ID": seaweed.access_key, "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
+           "AWS_ENDPOINT_URL": seaweed.endpoint_url, "AWS_REGION": "us-east-1"}
+    aws = open_backend(f"s3://{bucket}/p", Config(environ=env))
+    assert isinstance(aws, S3Backend) and aws.url == f"s3://{bucket}/p"
+    aws.put("k", b"v")
+    # s3://host:port/bucket/prefix with the keys from the environment instead of s3.hosts
+    hosted = S3Backend.from_url(seaweed.store_url(bucket, "p"), Config(environ=env))
+    assert hosted.get("k") == b"v"
+    with pytest.raises(UsageError):
+        S3Backend.from_url(f"s3://{seaweed.host_port}/", Config(s3_hosts=seaweed.s3_host_settings()))
+
+
+@pytest.mark.s3
+@pytest.mark.allow_warnings  # the dead endpoint makes RetryingBackend give up
+def test_s3_errors_never_show_the_secret(seaweed: SeaweedServer, open_s3: Callable[..., Backend],
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    bucket = seaweed.new_bucket()
+    good = open_s3(bucket=bucket)
+    good.put("k", b"v")
+    wrong_secret = "wrong-secret-0123456789abcdef"
+    bad_hosts = {seaweed.host_port: {"key": seaweed.access_key, "secret": wrong_secret}}
+    bad = S3Backend.from_url(seaweed.store_url(bucket), Config(s3_hosts=bad_hosts))
+    dead_host = f"127.0.0.1:{pick_free_port()}"  # nothing listens there
+    dead = RetryingBackend(S3Backend.from_url(f"s3://{dead_host}/{bucket}", Config(
+        s3_hosts={dead_host: {"key": "k", "secret": seaweed.secret_key}}, s3={"connect_timeout": 1})),
+        total_timeout=1)
+    caught: list[BaseException] = []
+    for call, expected in [(lambda: good.get("missing"), ObjectNotFound),
+                           (lambda: good.put_if_absent("k", b"again"), AlreadyExists),
+                           (lambda: bad.get("k"), PermissionDenied),
+                           (lambda: bad.put("k2", b"x"), PermissionDenied),
+                           (lambda: dead.get("k"), TransientStoreError)]:
+        with pytest.raises(expected) as info:
+            call()
+        caught.append(info.value)
+    texts = [str(e) + repr(e) + "".join(traceback.format_exception(e)) for e in caught]
+    texts += [repr(good), good.url, repr(bad), repr(dead), caplog.text]
+    for secret in (seaweed.secret_key, wrong_secret):
+        assert not [t for t in texts if secret in t]
+
+
+class _KillingReader(io.BytesIO):
+    """A file that kills the server once the upload is underway."""
+
+    def __init__(self, data: bytes, server: SeaweedServer, after: int) -> None:
+        super().__init__(data)
+        self.server, self.after = server, after
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.tell() >= self.after and self.server.running:
+            self.server.kill()
+        return super().read(size)
+
+
+@pytest.mark.s3
+@pytest.mark.allow_warnings  # RetryingBackend warns when it gives up: expected here
+@pytest.mark.timeout(90)
+def test_s3_outage_fails_fast_then_recovers(private_seaweed: SeaweedServer, open_s3: Callable[..., Backend]) -> None:
+    server = private_seaweed
+    # small parts so that 24 MiB is a multipart upload of 5 parts
+    store = RetryingBackend(open_s3(server, connect_timeout=2, multipart_threshold="8M", multipart_chunksize="5M"))
+    store.put("before", b"kept")
+    data = blob(24 * MiB, seed=3)
+
+    # the server dies in the middle of a multipart upload
+    start = time.monotonic()
+    with pytest.raises(TransientStoreError):
+        store.put_file("packs/big", _KillingReader(data, server, after=8 * MiB), len(data))
+    assert time.monotonic() - start < 15
+    start = time.monotonic()
+    with pytest.raises(TransientStoreError):
+        store.get("before")
+    assert time.monotonic() - start < 15
+
+    server.start()
+    assert store.get("before") == b"kept"
+    assert not store.exists("packs/big"), "a failed upload must leave no partial object"
+    store.put_file("packs/big", io.BytesIO(data), len(data))
+    assert store.get("packs/big") == data
+    assert [o.key for o in store.list()] == ["before", "packs/big"]
+
+
+def test_store_error_family() -> None:
+    # callers catch StoreError for any storage failure
+    for cls in (ObjectNotFound, AlreadyExists, PermissionDenied, TransientStoreError):
+        assert issubclass(cls, StoreError)
