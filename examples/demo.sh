@@ -4,7 +4,11 @@
 set -euo pipefail
 
 work=$(mktemp -d -t mountfs-demo.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+cleanup() {
+  if grep -qs " $work/datasets " /proc/mounts; then mountfs umount "$work/datasets" >/dev/null 2>&1 || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
 samples="$work/samples"
 mkdir -p "$samples/train" "$samples/val"
 python3 - "$samples" <<'PY'
@@ -32,3 +36,19 @@ mountfs list --id "$id" --filter "train/img_000*"
 copy=$(mountfs get --id "$id")
 echo "== local copy of $id is at: $copy"
 diff -r "$samples" "$copy" && echo "== the local copy matches the sample files byte for byte"
+
+echo "== mounting the catalog at $work/datasets (mountfsd)"
+mkdir -p "$work/datasets"
+mountfsd --mountpoint "$work/datasets" > "$work/mountfsd.log" 2>&1 &
+for _ in $(seq 1 300); do
+  grep -qs " $work/datasets " /proc/mounts && [ -e "$work/datasets/demo/samples/latest" ] && break
+  sleep 0.1
+done
+version_dir="$work/datasets/demo/samples/1.0.0"
+echo "== ls -l $version_dir"
+ls -l "$version_dir"
+echo "== ls $work/datasets/demo/samples  (latest -> $(readlink "$work/datasets/demo/samples/latest"))"
+ls "$work/datasets/demo/samples"
+diff -r "$samples" "$version_dir" && echo "== every file read through the mount matches the samples"
+mountfs umount "$work/datasets"
+echo "== unmounted"

@@ -352,21 +352,22 @@ class Dataset:
         if not items:
             log.info("add_files(%s): no files matched", path)
             return 0
-        total = sum(os.path.getsize(src) for src, _ in items)
-        with progress_bar(total, "hashing", verbose or show_progress) as advance:
-            cuts = ingest.cut_all(items, self.storage.params, _default_workers(max_workers), advance)
+        bar = verbose or show_progress
+        total = sum(os.path.getsize(src) for src, _ in items) if bar else 0
         table = self._table()
         changed = 0
-        for (src, dpath), cut in zip(items, cuts):
-            old = table.get(dpath)
-            if old is not None and old.digest == cut.digest and not old.is_external:
-                continue
-            table[dpath] = FileEntry(
-                dpath, cut.size, cut.mode, cut.mtime_ns, cut.digest, [ChunkRef(d, s) for d, s in cut.chunks], src=src
-            )
-            changed += 1
-            if verbose:
-                print(f"{'modified' if old else 'added'}: {dpath}", file=sys.stderr)
+        with progress_bar(total, "hashing", bar) as advance:
+            for src, dpath, cut in ingest.cut_all(items, self.storage.params, _default_workers(max_workers), advance):
+                old = table.get(dpath)
+                if old is not None and old.digest == cut.digest and not old.is_external:
+                    continue
+                table[dpath] = FileEntry(
+                    dpath, cut.size, cut.mode, cut.mtime_ns, cut.digest, [ChunkRef(d, s) for d, s in cut.chunks], src=src
+                )
+                changed += 1
+                if verbose:
+                    print(f"{'modified' if old else 'added'}: {dpath}", file=sys.stderr)
+        del items
         if changed:
             self._save_state()
             self._mark_changed()
@@ -702,19 +703,22 @@ class Dataset:
                     bad.append(e.path)
         else:
             store = self.storage
-            for batch in localcopy._batches([e for e in entries if not e.is_external]):
+            hashers: dict[str, Any] = {}
+            for batch in localcopy.batches([e for e in entries if not e.is_external]):
                 try:
-                    got = store.read_chunks({c.digest: c for e in batch for c in e.chunks}.values())
+                    got = store.read_chunks({c.digest: c for p in batch for c in p.chunks}.values())
                 except MountfsError as exc:
                     log.error("verify %s: %s", self.id, exc)
-                    bad.extend(e.path for e in batch)
+                    bad.extend(p.entry.path for p in batch if p.entry.path not in bad)
                     continue
-                for e in batch:
-                    h = xxhash.xxh3_128()
-                    for c in e.chunks:
+                for p in batch:
+                    h = hashers.setdefault(p.entry.path, xxhash.xxh3_128())
+                    for c in p.chunks:
                         h.update(got[c.digest])
-                    if h.digest() != e.digest:
-                        bad.append(e.path)
+                    if p.last == len(p.entry.chunks):
+                        del hashers[p.entry.path]
+                        if h.digest() != p.entry.digest and p.entry.path not in bad:
+                            bad.append(p.entry.path)
         for p in bad:
             if verbose:
                 print(f"FAILED: {p}", file=sys.stderr)

@@ -6,7 +6,7 @@ import fnmatch
 import os
 import posixpath
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from .catalog.names import check_dataset_path
 from .errors import UsageError
@@ -68,16 +68,34 @@ def cut_all(
     params: ChunkParams,
     max_workers: int,
     progress: Callable[[int], None] | None = None,
-) -> list[CutFile]:
-    """Chunk every file in parallel (hashing and chunking release the GIL), in input order."""
+    batch: int = 256,
+) -> Iterator[tuple[str, str, CutFile]]:
+    """Chunk every file in parallel (hashing and chunking release the GIL); yields in input order.
 
-    def one(item: tuple[str, str]) -> CutFile:
-        cut = cut_file(item[0], params)
-        if progress:
-            progress(cut.size)
-        return cut
+    Work is handed out in batches so a million files do not become a million
+    futures, and results are yielded as they come so the caller can drop them.
+    """
 
-    if max_workers <= 1 or len(items) < 2:
-        return [one(i) for i in items]
+    def one_batch(part: list[tuple[str, str]]) -> list[tuple[str, str, CutFile]]:
+        out = []
+        for src, dpath in part:
+            cut = cut_file(src, params)
+            if progress:
+                progress(cut.size)
+            out.append((src, dpath, cut))
+        return out
+
+    parts = (items[i:i + batch] for i in range(0, len(items), batch))
+    if max_workers <= 1 or len(items) <= batch:
+        for part in parts:
+            yield from one_batch(part)
+        return
     with ThreadPoolExecutor(max_workers) as pool:
-        return list(pool.map(one, items))
+        # keep a bounded number of batches in flight
+        pending = []
+        for part in parts:
+            pending.append(pool.submit(one_batch, part))
+            if len(pending) > 2 * max_workers:
+                yield from pending.pop(0).result()
+        for f in pending:
+            yield from f.result()

@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Callable
 
 from .cache import ChunkCache
@@ -16,20 +17,42 @@ from .store import FileEntry, Store
 
 log = logging.getLogger(__name__)
 
-#: chunk bytes fetched per batch: big enough for few, large ranged reads
+#: chunk bytes fetched and written per unit of work: big enough for few, large ranged reads,
+#: small enough that memory stays bounded whatever the file sizes
 BATCH_BYTES = 64 << 20
 
 
-def _batches(entries: list[FileEntry]) -> list[list[FileEntry]]:
-    out: list[list[FileEntry]] = []
-    cur: list[FileEntry] = []
+@dataclass(slots=True)
+class _Piece:
+    """Chunks ``first:last`` of one file, which start at byte ``offset`` of it."""
+
+    entry: FileEntry
+    first: int
+    last: int
+    offset: int
+
+    @property
+    def chunks(self) -> list:
+        return self.entry.chunks[self.first:self.last]
+
+
+def batches(entries: list[FileEntry]) -> list[list[_Piece]]:
+    """Path-order units of at most ~BATCH_BYTES; a large file is split into several pieces."""
+    out: list[list[_Piece]] = []
+    cur: list[_Piece] = []
     size = 0
     for e in entries:
-        cur.append(e)
-        size += e.size
-        if size >= BATCH_BYTES:
-            out.append(cur)
-            cur, size = [], 0
+        first, offset = 0, 0
+        for i, c in enumerate(e.chunks):
+            size += c.size
+            if size >= BATCH_BYTES:
+                cur.append(_Piece(e, first, i + 1, offset))
+                offset += sum(x.size for x in e.chunks[first:i + 1])
+                first = i + 1
+                out.append(cur)
+                cur, size = [], 0
+        if first < len(e.chunks) or not e.chunks:
+            cur.append(_Piece(e, first, len(e.chunks), offset))
     if cur:
         out.append(cur)
     return out
@@ -51,56 +74,66 @@ def write_tree(
     max_workers: int,
     progress: Callable[[int], None] | None = None,
 ) -> None:
-    """Write every entry under ``root``; chunks come from the cache, missing ones from the store."""
+    """Write every entry under ``root``: chunks the cache holds are used, the rest come from the store.
+
+    Fetched chunks are not added to the cache: the folder itself is the copy,
+    and caching them too would cost a second write of every byte.
+    """
     for e in entries:
         if e.is_external:
             raise UsageError(f"{e.path} is an external file ({e.url}); external sources are not supported by this version of mountfs")
-
-    def do_batch(batch: list[FileEntry]) -> None:
-        refs = {c.digest: c for e in batch for c in e.chunks}
-        have: dict[bytes, bytes] = {}
-        missing = []
-        for d, ref in refs.items():
-            data = cache.get(d)
-            if data is None:
-                missing.append(ref)
-            else:
-                have[d] = data
-        if missing:
-            fetched = store.read_chunks(missing)
-            for d, data in fetched.items():
-                try:
-                    cache.put(d, data)
-                except LocalDiskError:
-                    log.info("cache full while building a copy; going on without caching %s", d.hex())
-            have.update(fetched)
-        for e in batch:
-            _write_file(os.path.join(root, e.path), e, have, read_only)
-            if progress:
-                progress(e.size)
-
     try:
+        # create every file first (sized), so pieces of one file can be written in parallel
+        made: set[str] = set()
+        for e in entries:
+            path = os.path.join(root, e.path)
+            parent = os.path.dirname(path)
+            if parent not in made:
+                os.makedirs(parent, exist_ok=True)
+                made.add(parent)
+            if os.path.lexists(path):
+                os.chmod(path, 0o600)
+                os.unlink(path)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.ftruncate(fd, e.size)
+            finally:
+                os.close(fd)
+
+        def do_batch(batch: list[_Piece]) -> None:
+            refs = {c.digest: c for p in batch for c in p.chunks}
+            have: dict[bytes, bytes] = {}
+            missing = []
+            for d, ref in refs.items():
+                data = cache.get(d)
+                if data is None:
+                    missing.append(ref)
+                else:
+                    have[d] = data
+            if missing:
+                have.update(store.read_chunks(missing))
+            for p in batch:
+                fd = os.open(os.path.join(root, p.entry.path), os.O_WRONLY)
+                try:
+                    offset = p.offset
+                    for c in p.chunks:
+                        os.pwrite(fd, have[c.digest], offset)
+                        offset += c.size
+                finally:
+                    os.close(fd)
+                if progress:
+                    progress(offset - p.offset)
+
         with ThreadPoolExecutor(max(1, max_workers)) as pool:
-            for _ in pool.map(do_batch, _batches(entries)):
+            for _ in pool.map(do_batch, batches(entries)):
                 pass
+        for e in entries:
+            path = os.path.join(root, e.path)
+            mode = e.mode & 0o7777
+            os.chmod(path, mode & ~0o222 if read_only else mode | 0o200)
+            os.utime(path, ns=(e.mtime_ns, e.mtime_ns))
     except OSError as exc:
         raise _disk_error(exc, root) from None
-
-
-def _write_file(path: str, e: FileEntry, chunks: dict[bytes, bytes], read_only: bool) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    if os.path.lexists(path):
-        os.chmod(path, 0o600)
-        os.unlink(path)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        for c in e.chunks:
-            os.write(fd, chunks[c.digest])
-        mode = e.mode & 0o7777
-        os.fchmod(fd, mode & ~0o222 if read_only else mode | 0o200)
-    finally:
-        os.close(fd)
-    os.utime(path, ns=(e.mtime_ns, e.mtime_ns))
 
 
 def _marker(target: str) -> str:

@@ -185,3 +185,19 @@ def test_finalize_needs_upload_unless_auto(tree: Path) -> None:
         ds.finalize()
     assert ds.finalize(raise_on_error=False) is False
     assert ds.finalize(auto_upload=True) and ds.is_final()
+
+
+def test_large_files_are_copied_in_bounded_pieces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mountfs import localcopy
+
+    src = tmp_path / "big"
+    src.mkdir()
+    (src / "a.bin").write_bytes(os.urandom(9 << 20))
+    (src / "b.bin").write_bytes(os.urandom(3000))
+    (src / "empty").write_bytes(b"")
+    ds = _finalized(src)
+    monkeypatch.setattr(localcopy, "BATCH_BYTES", 1 << 20)
+    pieces = [p for batch in localcopy.batches(sorted(ds.file_entries_dict.values(), key=lambda e: e.path)) for p in batch]
+    assert sum(p.entry.path == "a.bin" for p in pieces) >= 3
+    _same_tree(src, Path(ds.get_local_copy()))
+    assert ds.verify_dataset_hash() == []

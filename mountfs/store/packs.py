@@ -71,7 +71,7 @@ def encode_chunk(data: bytes | memoryview, compress: bool) -> tuple[bytes | memo
     return data, CODEC_NONE
 
 
-def decode_chunk(stored: bytes, codec: int, size: int, digest: bytes, where: str) -> bytes:
+def decode_chunk(stored: bytes | memoryview, codec: int, size: int, digest: bytes, where: str) -> bytes | memoryview:
     """Decompress and verify one chunk; ``IntegrityError`` naming ``where`` if it is damaged."""
     try:
         raw = zstandard.ZstdDecompressor().decompress(stored, max_output_size=size) if codec == CODEC_ZSTD else stored

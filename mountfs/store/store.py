@@ -102,9 +102,10 @@ class Store:
                 blob = self.backend.get_range(key, start, end - start)
             except ObjectNotFound:
                 raise IntegrityError(f"pack {key} is missing from store {self.url}: the version is damaged") from None
+            view = memoryview(blob)
             try:
                 for r in run:
-                    stored = blob[r.offset - start:r.offset - start + r.length]
+                    stored = view[r.offset - start:r.offset - start + r.length]
                     out[r.digest] = decode_chunk(stored, r.codec, r.size, r.digest, f"{self.url}/{key}")
                 return
             except IntegrityError:

@@ -13,6 +13,9 @@ from .store import Store
 
 log = logging.getLogger(__name__)
 
+#: many tiny files still make packs of bounded index size (and bounded memory per pack)
+MAX_PACK_CHUNKS = 16384
+
 #: a source is the list of its chunks (digest, size) and a function yielding (digest, bytes)
 ChunkSource = tuple[list[tuple[bytes, int]], Callable[[], Iterator[tuple[bytes, bytes]]]]
 
@@ -99,7 +102,7 @@ def upload_chunks(
                 stats.bytes_new += len(data)
                 pending.append((digest, data))
                 pending_bytes += len(data)
-                if pending_bytes >= pack_size:
+                if pending_bytes >= pack_size or len(pending) >= MAX_PACK_CHUNKS:
                     flush()
         if pending:
             flush()
