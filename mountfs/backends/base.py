@@ -43,6 +43,10 @@ class Backend(abc.ABC):
     def put(self, key: str, data: bytes | memoryview) -> None:
         """Write the object atomically: readers see the old or the new bytes, never a part."""
 
+    def put_parts(self, key: str, parts: list[bytes | memoryview]) -> None:
+        """Write the concatenation of ``parts`` atomically; backends override to avoid the join."""
+        self.put(key, b"".join(parts))
+
     def put_file(self, key: str, fh: BinaryIO, size: int) -> None:
         """Write the object from an open file; backends override to stream large objects."""
         self.put(key, fh.read())

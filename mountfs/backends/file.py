@@ -81,6 +81,14 @@ class FileBackend(Backend):
         except OSError as exc:
             raise _map_oserror(exc, key) from None
 
+    def put_parts(self, key: str, parts: list[bytes | memoryview]) -> None:
+        # written part by part: a pack is never joined into one more big buffer
+        try:
+            tmp = self._write_temp(key, lambda fh: fh.writelines(parts))
+            os.replace(tmp, self._path(key))
+        except OSError as exc:
+            raise _map_oserror(exc, key) from None
+
     def put_file(self, key: str, fh: BinaryIO, size: int) -> None:
         try:
             tmp = self._write_temp(key, lambda out: shutil.copyfileobj(fh, out, 8 << 20))

@@ -92,6 +92,9 @@ class RetryingBackend(Backend):
     def put(self, key: str, data: bytes | memoryview) -> None:
         self._call("put", key, lambda: self.inner.put(key, data))
 
+    def put_parts(self, key: str, parts: list[bytes | memoryview]) -> None:
+        self._call("put", key, lambda: self.inner.put_parts(key, parts))
+
     def put_file(self, key: str, fh: BinaryIO, size: int) -> None:
         # a retry must send the file from where this call found it
         try:

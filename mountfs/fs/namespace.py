@@ -42,7 +42,8 @@ class Namespace:
 
     def __init__(self, catalog: Catalog):
         self.catalog = catalog
-        self.root = Dir()
+        # an empty catalog still shows .by-id (refresh() rebuilds only on a change)
+        self.root = self._build({})
         self.records: dict[str, DatasetRecord] = {}
         self._pointer_ids: dict[str, str] = {}
 

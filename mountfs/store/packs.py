@@ -98,11 +98,18 @@ class PackBuilder:
         self._parts.append(stored)
         self.nbytes += len(stored)
 
-    def finish(self) -> tuple[str, bytes, bytes, list[PackedChunk]]:
-        """Return (pack id, pack bytes, footer bytes, entries)."""
+    def finish(self) -> tuple[str, list[bytes | memoryview], bytes, list[PackedChunk]]:
+        """Return (pack id, the pack's parts in order, footer bytes, entries).
+
+        The parts are not joined: a pack of tens of MiB is hashed and written
+        piece by piece instead of being copied once more.
+        """
         footer = encode_footer(self._entries)
-        body = b"".join([*self._parts, footer, _TRAILER.pack(len(footer), MAGIC)])
-        return xxhash.xxh3_128_hexdigest(body), body, footer, self._entries
+        parts = [*self._parts, footer, _TRAILER.pack(len(footer), MAGIC)]
+        h = xxhash.xxh3_128()
+        for part in parts:
+            h.update(part)
+        return h.hexdigest(), parts, footer, self._entries
 
 
 def encode_footer(entries: list[PackedChunk]) -> bytes:

@@ -57,15 +57,16 @@ def upload_chunks(
             for digest, data in raw:
                 stored, codec = encode_chunk(data, compression)
                 builder.add(digest, stored, len(data), codec)
-            pack_id, body, footer, entries = builder.finish()
+            pack_id, parts, footer, entries = builder.finish()
             del raw[:]
-            store.backend.put(pack_key(pack_id), body)
+            size = sum(len(p) for p in parts)
+            store.backend.put_parts(pack_key(pack_id), parts)
             store.backend.put(index_key(pack_id), footer)
             store.add_to_index(pack_id, entries)
             with lock:
                 stats.packs += 1
-                stats.bytes_sent += len(body) + len(footer)
-            log.debug("pack %s: %d chunks, %d bytes", pack_id, len(entries), len(body))
+                stats.bytes_sent += size + len(footer)
+            log.debug("pack %s: %d chunks, %d bytes", pack_id, len(entries), size)
         finally:
             slots.release()
 

@@ -48,7 +48,9 @@ def test_pack_round_trip_and_corruption() -> None:
     for c in chunks:
         stored, codec = encode_chunk(c, True)
         b.add(xxhash.xxh3_128_digest(c), stored, len(c), codec)
-    pack_id, body, footer, entries = b.finish()
+    pack_id, parts, footer, entries = b.finish()
+    body = b"".join(parts)
+    assert xxhash.xxh3_128_hexdigest(body) == pack_id
     assert decode_footer(footer, "x") == entries
     assert entries[1].codec != CODEC_NONE and entries[1].length < 50_000
     for c, e in zip(chunks, entries):
