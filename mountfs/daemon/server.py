@@ -129,18 +129,12 @@ class Daemon:
         assert self.namespace is not None
         while True:
             await trio.sleep(REFRESH_SECONDS)
+            # catalog levels carry a 1 s entry/attr timeout and directory listings
+            # are not cached by the kernel, so the new snapshot needs no invalidation
             try:
-                changed = await trio.to_thread.run_sync(self.namespace.refresh)
+                await trio.to_thread.run_sync(self.namespace.refresh)
             except MountfsError as exc:
                 log.warning("catalog refresh failed: %s", exc)
-                continue
-            if changed:
-                # drop the kernel's cached listing of catalog levels
-                for ino in self.tree.catalog_inodes():
-                    try:
-                        pyfuse3.invalidate_inode(ino, attr_only=False)
-                    except OSError:
-                        pass
 
     # --- control requests ------------------------------------------------------------------
 

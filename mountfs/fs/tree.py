@@ -86,10 +86,6 @@ class Tree:
 
     # --- versions ----------------------------------------------------------------
 
-    def catalog_inodes(self) -> list[int]:
-        """Inodes handed out for catalog levels and links (to invalidate after a refresh)."""
-        return list(self._cat_path)
-
     def mounted(self) -> list[Mounted]:
         return list(self._mounted.values())
 
