@@ -131,6 +131,40 @@ class Dataset:
         log.info("created dataset %s %s/%s %s", rec.id, rec.project, rec.name, rec.version)
         return ds
 
+    @classmethod
+    def squash(
+        cls,
+        dataset_name: str,
+        dataset_ids: Sequence["str | Dataset"] | None = None,
+        dataset_project_name_pairs: Sequence[tuple[str, str]] | None = None,
+        output_url: str | None = None,
+    ) -> "Dataset":
+        """Merge finalized versions into one new, finalized version with no parents.
+
+        Files are merged in the order given, a later dataset overriding an
+        earlier one.  Chunks already in the target store are not copied again.
+
+        :param dataset_name: name of the new dataset (in the first dataset's project)
+        :param dataset_ids: ids (or ``Dataset`` objects) to merge
+        :param dataset_project_name_pairs: ``(project, name)`` pairs: the latest completed version of each
+        :param output_url: store for the new version's data (default: the first dataset's)
+        """
+        sess = current()
+        sources = [sess.catalog.get(_as_id(d)) for d in (dataset_ids or [])]
+        for project, name in dataset_project_name_pairs or []:
+            sources.append(cls.get(dataset_project=project, dataset_name=name, only_completed=True)._rec)
+        if len(sources) < 2:
+            raise UsageError("squash needs at least two datasets (dataset_ids or dataset_project_name_pairs)")
+        for src in sources:
+            if not src.is_final:
+                raise StateError(f"dataset {src.id} is not finalized; only finalized versions can be squashed")
+        ds = cls.create(dataset_name, sources[0].project, output_uri=output_url or sources[0].storage or None,
+                        description=f"squashed from {', '.join(s.id for s in sources)}")
+        ds._entries = cls._merge_parents(sess, sources, ds._rec.storage)
+        ds._save_state()
+        ds.finalize(auto_upload=True)
+        return ds
+
     @staticmethod
     def _merge_parents(sess: Session, parents: list[DatasetRecord], storage: str) -> dict[str, FileEntry]:
         merged: dict[str, FileEntry] = {}
@@ -373,12 +407,90 @@ class Dataset:
             self._mark_changed()
         return changed
 
+    def add_external_files(
+        self,
+        source_url: str | Sequence[str],
+        wildcard: str | Sequence[str] | None = None,
+        dataset_path: str | None = None,
+        recursive: bool = True,
+        verbose: bool = False,
+        max_workers: int | None = None,
+    ) -> int:
+        """Add files that stay where they are (s3://, gs://, azure://, http(s)://, file://); return how many.
+
+        A folder URL adds every object under it.  Entries keep the source URL,
+        size and ETag/generation: a source that changes later is reported when
+        it is read instead of serving different bytes.
+
+        :param source_url: one URL or a list of them
+        :param wildcard: pattern(s) on object names or relative paths
+        :param dataset_path: folder inside the dataset to put the files under
+        :param recursive: include objects in sub-folders of a folder URL
+        """
+        self._require_draft("add external files")
+        urls = [source_url] if isinstance(source_url, str) else list(source_url)
+        patterns = [wildcard] if isinstance(wildcard, str) else (list(wildcard) if wildcard else None)
+        prefix = names.check_dataset_path(dataset_path or "")
+        found: list[tuple[str, str, Any]] = []  # (url, path in dataset, ObjectInfo)
+        for url in urls:
+            found.extend(self._expand_source(str(url), prefix, patterns, recursive))
+        table = self._table()
+        changed = 0
+        for url, dpath, info in sorted(found, key=lambda t: t[1]):
+            old = table.get(dpath)
+            if old is not None and old.url == url and old.etag == info.etag and old.size == info.size:
+                continue
+            table[dpath] = FileEntry(dpath, info.size, 0o444, int(info.mtime * 1e9), b"", [], url=url, etag=info.etag)
+            changed += 1
+            if verbose:
+                print(f"{'modified' if old else 'added'}: {dpath} -> {url}", file=sys.stderr)
+        if changed:
+            self._save_state()
+            self._mark_changed()
+        return changed
+
+    def _expand_source(self, url: str, prefix: str, patterns: list[str] | None, recursive: bool):
+        from .backends import normalize_url, open_backend
+
+        url = normalize_url(url)
+        if "://" not in url:
+            url = "file://" + url
+        try:
+            backend, key = self._sess.source(url)
+            info = backend.stat(key)
+        except (ObjectNotFound, UsageError):
+            info = None
+        if info is not None:  # one object
+            name = url.rsplit("/", 1)[-1]
+            if patterns and not ingest.matches(name, patterns):
+                return []
+            return [(url, names.check_dataset_path(posixpath.join(prefix, name) if prefix else name), info)]
+        if url.startswith(("http://", "https://")):
+            raise UsageError(f"cannot add {url}: it does not exist (HTTP sources must name files)")
+        folder = open_backend(url, self._sess.config)
+        out = []
+        for obj in folder.list(""):
+            rel = obj.key
+            if not recursive and "/" in rel:
+                continue
+            if patterns and not ingest.matches(rel, patterns):
+                continue
+            out.append((f"{url}/{rel}", names.check_dataset_path(posixpath.join(prefix, rel) if prefix else rel), obj))
+        if not out:
+            raise UsageError(f"cannot add {url}: no such object, and no objects under it as a folder")
+        return out
+
     def remove_files(self, dataset_path: str, recursive: bool = True, verbose: bool = False) -> int:
         """Remove files matching ``dataset_path`` (a path, folder or wildcard); return how many."""
         self._require_draft("remove files")
-        pattern = names.check_dataset_path(dataset_path, "dataset_path")
         table = self._table()
-        doomed = [p for p in table if self._path_matches(p, pattern, recursive)]
+        if "://" in dataset_path:
+            # an external file's source URL (or a wildcard over URLs)
+            doomed = [p for p, e in table.items() if e.url and fnmatch.fnmatchcase(e.url, dataset_path.rstrip("/"))
+                      or e.url.startswith(dataset_path.rstrip("/") + "/") and recursive]
+        else:
+            pattern = names.check_dataset_path(dataset_path, "dataset_path")
+            doomed = [p for p in table if self._path_matches(p, pattern, recursive)]
         for p in doomed:
             del table[p]
             if verbose:
@@ -637,7 +749,8 @@ class Dataset:
             target = os.path.join(self._sess.config.cache_dir, "copies", self.id + suffix)
             with progress_bar(sum(e.size for e in entries), "fetching", show_progress) as advance:
                 return localcopy.build_cached_copy(
-                    entries, self.storage, self._sess.cache, target, max_workers=_default_workers(max_workers), progress=advance
+                    entries, self.storage, self._sess.cache, target, max_workers=_default_workers(max_workers),
+                    progress=advance, source=self._sess.source,
                 )
         except MountfsError as exc:
             if raise_on_error:
@@ -668,6 +781,7 @@ class Dataset:
                 return localcopy.build_mutable_copy(
                     entries, self.storage, self._sess.cache, os.path.abspath(str(target_folder)),
                     overwrite=overwrite, max_workers=_default_workers(max_workers), progress=advance,
+                    source=self._sess.source,
                 )
         except MountfsError as exc:
             if raise_on_error:

@@ -14,7 +14,7 @@ from .store.chunker import CutFile, cut_file
 from .store.format import ChunkParams
 
 
-def _matches(rel: str, patterns: list[str] | None) -> bool:
+def matches(rel: str, patterns: list[str] | None) -> bool:
     if not patterns:
         return True
     base = posixpath.basename(rel)
@@ -56,7 +56,7 @@ def scan(
         rel = os.path.relpath(full, base).replace(os.sep, "/")
         if rel.startswith("../") or rel == "..":
             raise UsageError(f"{full} is not inside local_base_folder {local_base_folder}; pick a folder that contains it")
-        if not _matches(rel, patterns):
+        if not matches(rel, patterns):
             continue
         out.append((full, check_dataset_path(posixpath.join(prefix, rel) if prefix else rel)))
     out.sort(key=lambda t: t[1])

@@ -13,7 +13,9 @@ from typing import Callable
 
 from .cache import ChunkCache
 from .errors import LocalDiskError, UsageError
+from .backends import Backend
 from .store import FileEntry, Store
+from .store.external import check_unchanged, read_range
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +75,13 @@ def write_tree(
     read_only: bool,
     max_workers: int,
     progress: Callable[[int], None] | None = None,
+    source: Callable[[str], tuple[Backend, str]] | None = None,
 ) -> None:
     """Write every entry under ``root``: chunks the cache holds are used, the rest come from the store.
 
     Fetched chunks are not added to the cache: the folder itself is the copy,
     and caching them too would cost a second write of every byte.
     """
-    for e in entries:
-        if e.is_external:
-            raise UsageError(f"{e.path} is an external file ({e.url}); external sources are not supported by this version of mountfs")
     try:
         # create every file first (sized), so pieces of one file can be written in parallel
         made: set[str] = set()
@@ -101,6 +101,8 @@ def write_tree(
                 os.close(fd)
 
         def do_batch(batch: list[_Piece]) -> None:
+            if batch[0].entry.is_external:
+                return _write_external(batch[0], root, source, progress)
             refs = {c.digest: c for p in batch for c in p.chunks}
             have: dict[bytes, bytes] = {}
             missing = []
@@ -124,8 +126,11 @@ def write_tree(
                 if progress:
                     progress(offset - p.offset)
 
+        external = [[_Piece(e, 0, 0, 0)] for e in entries if e.is_external]
+        if external and source is None:
+            raise UsageError("this copy has external files but no way to open their sources")
         with ThreadPoolExecutor(max(1, max_workers)) as pool:
-            for _ in pool.map(do_batch, batches(entries)):
+            for _ in pool.map(do_batch, batches([e for e in entries if not e.is_external]) + external):
                 pass
         for e in entries:
             path = os.path.join(root, e.path)
@@ -134,6 +139,22 @@ def write_tree(
             os.utime(path, ns=(e.mtime_ns, e.mtime_ns))
     except OSError as exc:
         raise _disk_error(exc, root) from None
+
+
+def _write_external(piece: _Piece, root: str, source, progress) -> None:
+    """Copy an external file from its source URL, in windows, after checking it did not change."""
+    e = piece.entry
+    backend, key = source(e.url)
+    check_unchanged(backend, key, e)
+    fd = os.open(os.path.join(root, e.path), os.O_WRONLY)
+    try:
+        for offset in range(0, e.size, BATCH_BYTES):
+            data = read_range(backend, key, e, offset, min(BATCH_BYTES, e.size - offset))
+            os.pwrite(fd, data, offset)
+            if progress:
+                progress(len(data))
+    finally:
+        os.close(fd)
 
 
 def _marker(target: str) -> str:
@@ -160,7 +181,8 @@ def copy_is_complete(target: str, entries: list[FileEntry]) -> bool:
 
 
 def build_cached_copy(
-    entries: list[FileEntry], store: Store, cache: ChunkCache, target: str, *, max_workers: int, progress=None
+    entries: list[FileEntry], store: Store, cache: ChunkCache, target: str, *, max_workers: int, progress=None,
+    source=None,
 ) -> str:
     """Build (or reuse) the read-only copy at ``target``; it is complete or it is not there."""
     if copy_is_complete(target, entries):
@@ -170,7 +192,8 @@ def build_cached_copy(
     try:
         os.makedirs(parent, exist_ok=True)
         os.makedirs(building)
-        write_tree(entries, store, cache, building, read_only=True, max_workers=max_workers, progress=progress)
+        write_tree(entries, store, cache, building, read_only=True, max_workers=max_workers, progress=progress,
+                   source=source)
         if os.path.lexists(_marker(target)):
             os.unlink(_marker(target))
         if os.path.exists(target):
@@ -188,7 +211,8 @@ def build_cached_copy(
 
 
 def build_mutable_copy(
-    entries: list[FileEntry], store: Store, cache: ChunkCache, target: str, *, overwrite: bool, max_workers: int, progress=None
+    entries: list[FileEntry], store: Store, cache: ChunkCache, target: str, *, overwrite: bool, max_workers: int, progress=None,
+    source=None,
 ) -> str:
     """Write a plain writable folder; refuse a non-empty one unless ``overwrite``."""
     if os.path.exists(target) and not os.path.isdir(target):
@@ -203,7 +227,7 @@ def build_mutable_copy(
         os.makedirs(target, exist_ok=True)
     except OSError as exc:
         raise _disk_error(exc, target) from None
-    write_tree(entries, store, cache, target, read_only=False, max_workers=max_workers, progress=progress)
+    write_tree(entries, store, cache, target, read_only=False, max_workers=max_workers, progress=progress, source=source)
     return target
 
 

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from . import config as config_mod
-from .backends import normalize_url
+from .backends import Backend, normalize_url, open_source
 from .cache import ChunkCache
 from .catalog import Catalog
 from .store import Store
@@ -26,6 +26,7 @@ class Session:
         self.catalog_url = normalize_url(cfg.store)
         self._stores: dict[str, Store] = {}
         self._cache: ChunkCache | None = None
+        self._sources: dict[str, Backend] = {}
         self.catalog = Catalog(self.store().backend)
 
     def store(self, url: str = "") -> Store:
@@ -35,6 +36,18 @@ class Session:
             if url not in self._stores:
                 self._stores[url] = Store.open(url, self.config)
             return self._stores[url]
+
+    def source(self, url: str) -> tuple[Backend, str]:
+        """Backend and key of an external file's URL; backends are shared per parent folder."""
+        parent, _, name = normalize_url(url).rpartition("/")
+        with _lock:
+            hit = self._sources.get(parent)
+        if hit is not None:
+            return hit, name
+        backend, key = open_source(url, self.config)
+        with _lock:
+            self._sources.setdefault(parent, backend)
+        return backend, key
 
     @property
     def cache(self) -> ChunkCache:

@@ -201,3 +201,21 @@ def test_large_files_are_copied_in_bounded_pieces(tmp_path: Path, monkeypatch: p
     assert sum(p.entry.path == "a.bin" for p in pieces) >= 3
     _same_tree(src, Path(ds.get_local_copy()))
     assert ds.verify_dataset_hash() == []
+
+
+def test_squash_merges_in_order_without_parents(tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    for root, text in ((one, "first"), (two, "second")):
+        root.mkdir()
+        (root / "same.txt").write_text(text)
+        (root / f"{root.name}.txt").write_text(root.name)
+    a, b = _finalized(one, name="a"), _finalized(two, name="b")
+    sq = Dataset.squash("both", dataset_ids=[a.id, b])
+    assert sq.is_final() and sq.record.parents == [] and sq.project == "p"
+    copy = Path(sq.get_local_copy())
+    assert (copy / "same.txt").read_text() == "second"
+    assert sorted(sq.list_files()) == ["one.txt", "same.txt", "two.txt"]
+    again = Dataset.squash("pairs", dataset_project_name_pairs=[("p", "b"), ("p", "a")])
+    assert Path(again.get_local_copy(), "same.txt").read_text() == "first"
+    with pytest.raises(Exception, match="at least two"):
+        Dataset.squash("x", dataset_ids=[a.id])

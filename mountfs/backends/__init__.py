@@ -13,7 +13,7 @@ from .base import Backend, ObjectInfo
 if TYPE_CHECKING:
     from ..config import Config
 
-__all__ = ["Backend", "ObjectInfo", "open_backend", "normalize_url"]
+__all__ = ["Backend", "ObjectInfo", "open_backend", "open_source", "normalize_url"]
 
 
 def normalize_url(url: str) -> str:
@@ -41,6 +41,38 @@ def open_backend(url: str, config: "Config | None" = None) -> Backend:
         except ImportError as exc:  # pragma: no cover - depends on install
             raise UsageError(f"s3 stores need boto3: {exc}") from None
         return S3Backend.from_url(url, config)
+    if scheme == "gs":
+        try:
+            from .gs import GsBackend
+        except ImportError as exc:  # pragma: no cover - depends on install
+            raise UsageError(f"gs stores need google-cloud-storage (pip install 'mountfs[gs]'): {exc}") from None
+        return GsBackend.from_url(url, config)
+    if scheme == "azure":
+        try:
+            from .azure import AzureBackend
+        except ImportError as exc:  # pragma: no cover - depends on install
+            raise UsageError(f"azure stores need azure-storage-blob (pip install 'mountfs[azure]'): {exc}") from None
+        return AzureBackend.from_url(url, config)
+    if scheme in ("http", "https"):
+        from .http import HttpBackend
+
+        return HttpBackend(url)
     raise UsageError(
-        f"unsupported store URL {url!r}: use a folder path, file://, s3://bucket/prefix or s3://host:port/bucket/prefix"
+        f"unsupported store URL {url!r}: use a folder path, file://, s3://bucket/prefix, "
+        "s3://host:port/bucket/prefix, gs://bucket/prefix or azure://<account>.blob.core.windows.net/container/prefix"
     )
+
+
+def open_source(url: str, config: "Config | None" = None) -> tuple[Backend, str]:
+    """The backend of the folder holding the object at ``url``, and the object's key in it.
+
+    External files (``add_external_files``) are addressed by full URLs; this
+    splits one into a backend rooted at its parent and the last component.
+    """
+    url = normalize_url(url)
+    parent, _, name = url.rpartition("/")
+    if "://" not in url:
+        parent = parent or "/"
+    if not name or not parent or parent.endswith(":/") or parent.endswith(":"):
+        raise UsageError(f"{url!r} does not name an object: give a URL like s3://bucket/path/file")
+    return open_backend(parent, config), name

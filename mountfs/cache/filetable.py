@@ -58,6 +58,9 @@ class Node:
     mode: int
     mtime_ns: int
     chunks: tuple[ChunkRef, ...] = ()
+    #: external files: the source URL and its ETag/generation when added
+    url: str = ""
+    etag: str = ""
 
     @property
     def is_dir(self) -> bool:
@@ -72,9 +75,9 @@ class TableInfo:
 
 
 def _decode_node(ino: int, raw: bytes) -> Node:
-    kind, size, mode, mtime_ns, rows = msgpack.unpackb(raw)
+    kind, size, mode, mtime_ns, rows, *external = msgpack.unpackb(raw)
     chunks = tuple(ChunkRef(bytes(r[0]), r[1], bytes(r[2]).hex(), r[3], r[4], r[5]) for r in rows)
-    return Node(ino, kind, size, mode, mtime_ns, chunks)
+    return Node(ino, kind, size, mode, mtime_ns, chunks, *external)
 
 
 def _pack_chunks(chunks: list[ChunkRef]) -> list:
@@ -143,6 +146,8 @@ class FileTables:
             ino = next_ino
             next_ino += 1
             node = [KIND_FILE, e.size, e.mode & 0o7777, e.mtime_ns, _pack_chunks(e.chunks)]
+            if e.url:
+                node += [e.url, e.etag]
             batch.append((self._nodes, vk + _U32.pack(ino), msgpack.packb(node)))
             link(parent, ino, name)
             files += 1

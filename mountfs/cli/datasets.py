@@ -71,23 +71,32 @@ def create(project, name, version, parents, tags, output_uri, description) -> No
 
 @click.command(cls=Command)
 @id_option
-@click.option("--files", cls=ListOption, required=True, metavar="PATH...", help="Files or folders to add.")
+@click.option("--files", cls=ListOption, metavar="PATH...", help="Files or folders to add.")
+@click.option("--links", cls=ListOption, metavar="URL...",
+              help="External files or folders that stay where they are (s3://, gs://, azure://, http(s)://, file://).")
 @click.option("--wildcard", cls=ListOption, metavar="PATTERN...", help="Only files whose name or relative path matches.")
 @click.option("--dataset-folder", metavar="FOLDER", help="Folder inside the dataset to put the files under.")
 @click.option("--non-recursive", is_flag=True, help="Do not descend into sub-folders.")
 @_workers
 @_verbose
-def add(dataset_id, files, wildcard, dataset_folder, non_recursive, max_workers, verbose) -> None:
-    """Add files or folders to a draft.
+def add(dataset_id, files, links, wildcard, dataset_folder, non_recursive, max_workers, verbose) -> None:
+    """Add files or folders (--files) or external URLs (--links) to a draft.
 
     A folder's content goes to the dataset root, or under --dataset-folder.
     """
+    if not files and not links:
+        raise UsageError("give --files PATH... and/or --links URL...")
     ds = open_draft(dataset_id, "add files")
     # check every path first, so a typo in the last one leaves the draft untouched
     for path in files:
         if not os.path.exists(os.path.expanduser(path)):
             raise UsageError(f"cannot add {path}: no such file or directory")
     changed = 0
+    if links:
+        changed += ds.add_external_files(
+            list(links), wildcard=as_list(wildcard), dataset_path=dataset_folder, recursive=not non_recursive,
+            verbose=verbose, max_workers=max_workers,
+        )
     for path in files:
         changed += ds.add_files(
             path, wildcard=as_list(wildcard), dataset_path=dataset_folder, recursive=not non_recursive,
@@ -157,3 +166,14 @@ def publish(sel) -> None:
     ds = resolve(sel, only_completed=True)
     ds.publish()
     click.echo(f"published {describe(ds)}")
+
+
+@click.command(cls=Command)
+@click.option("--name", required=True, help="Name of the new, squashed dataset.")
+@click.option("--ids", cls=ListOption, required=True, metavar="ID...", help="Finalized versions to merge, in order.")
+@click.option("--storage", metavar="URL", help="Store for the new version's data (default: the first one's).")
+def squash(name, ids, storage) -> None:
+    """Merge finalized versions into one new version with no parents (later ids override earlier ones)."""
+    ds = Dataset.squash(name, dataset_ids=list(ids), output_url=storage)
+    click.echo(ds.id)
+    click.echo(f"squashed {len(ids)} versions into {describe(ds)}", err=True)

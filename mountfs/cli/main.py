@@ -92,7 +92,7 @@ def cli(ctx: click.Context, storage: str | None, debug: bool) -> None:
 
 
 for _cmd in (
-    datasets.create, datasets.add, datasets.remove, datasets.upload, datasets.close, datasets.publish,
+    datasets.create, datasets.add, datasets.remove, datasets.upload, datasets.close, datasets.publish, datasets.squash,
     browse.search, browse.info, browse.list_files, browse.get, browse.verify,
     mounts.mount, mounts.umount, mounts.status, mounts.warmup, mounts.cache, mounts.daemon,
 ):

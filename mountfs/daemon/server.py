@@ -17,7 +17,7 @@ from ..errors import MountfsError, UsageError
 from ..fs.namespace import Namespace
 from ..fs.operations import NO_OPEN_SUPPORTED, Operations
 from ..fs.reader import Reader
-from ..fs.tree import ROOT, Tree
+from ..fs.tree import KIND_LINK, ROOT, Tree
 from ..session import Session
 from . import control, mounts
 
@@ -82,7 +82,7 @@ class Daemon:
         if self.namespace is not None:
             await trio.to_thread.run_sync(self.namespace.refresh)
         async with trio.open_nursery() as nursery:
-            self.reader = Reader(self.tree, self.sess.cache, nursery)
+            self.reader = Reader(self.tree, self.sess.cache, nursery, source=self.sess.source)
             await self.tree.start()
             ops = Operations(self.tree, self.reader)
             options = set(pyfuse3.default_options) | {"fsname=" + mounts.FSNAME, "subtype=mountfs", "ro"}
@@ -180,9 +180,15 @@ class Daemon:
         files: list[int] = []
         total = 0
         todo = [ino]
+        seen: set[int] = set()
         while todo:
             cur = todo.pop()
+            if cur in seen:  # a version reached twice (by name and through .by-id)
+                continue
+            seen.add(cur)
             attr = self.tree.getattr(cur)
+            if attr.kind == KIND_LINK:  # `latest`: its target is warmed up as the version it names
+                continue
             if attr.kind != KIND_DIR:
                 files.append(cur)
                 total += attr.size
@@ -198,9 +204,14 @@ class Daemon:
         done = 0
         batch: list = []
         batch_bytes = 0
+        store = None
         # path order is pack order: batches become a few large ranged reads, fetched in parallel
         for n, ino in enumerate(sorted(files)):
             m, node = self.tree.file(ino)
+            if batch and m.store is not store:  # versions in different stores: one batch per store
+                await self.reader.fetch(store, batch)
+                batch = []
+            store = m.store
             batch.extend(c for c in node.chunks if not self.sess.cache.contains(c.digest))
             batch_bytes += node.size
             if batch_bytes >= WARMUP_BATCH or n == len(files) - 1:

@@ -18,13 +18,16 @@ import bisect
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Callable
 
 import trio
 
 from ..cache import ChunkCache
 from ..cache.filetable import Node
-from ..errors import LocalDiskError
-from ..store import ChunkRef, Store
+from ..backends import Backend
+from ..errors import LocalDiskError, UsageError
+from ..store import ChunkRef, FileEntry, Store
+from ..store.external import check_unchanged, read_range
 from .tree import Mounted, Tree
 
 log = logging.getLogger(__name__)
@@ -73,9 +76,18 @@ class ReadStats:
 class Reader:
     """Serves file reads of a ``Tree`` through the chunk cache."""
 
-    def __init__(self, tree: Tree, cache: ChunkCache, nursery: trio.Nursery, max_fetches: int = 8):
+    def __init__(
+        self,
+        tree: Tree,
+        cache: ChunkCache,
+        nursery: trio.Nursery,
+        max_fetches: int = 8,
+        source: Callable[[str], tuple[Backend, str]] | None = None,
+    ):
         self.tree = tree
         self.cache = cache
+        self._source = source
+        self._checked: set[tuple[bytes, int]] = set()
         self.stats = ReadStats()
         self._nursery = nursery
         self._limiter = trio.CapacityLimiter(max_fetches)
@@ -91,6 +103,8 @@ class Reader:
         end = min(node.size, offset + size)
         if offset >= end:
             return b""
+        if node.url:
+            return await self._read_external(m, node, offset, end - offset)
         starts = self._chunk_starts(m, node)
         first = bisect.bisect_right(starts, offset) - 1
         last = bisect.bisect_left(starts, end) - 1
@@ -121,6 +135,25 @@ class Reader:
         out = b"".join(pieces)  # type: ignore[arg-type]
         self.stats.bytes_read += len(out)
         return out
+
+    async def _read_external(self, m: Mounted, node: Node, offset: int, length: int) -> bytes:
+        """External files are read from their source; its ETag is checked once per mount."""
+        if self._source is None:
+            raise UsageError(f"cannot read external file {node.url}: no source access configured")
+        entry = FileEntry(node.url, node.size, url=node.url, etag=node.etag)
+        key = (m.vk, node.ino)
+
+        def blocking() -> bytes:
+            backend, name = self._source(node.url)
+            if key not in self._checked:
+                check_unchanged(backend, name, entry)
+                self._checked.add(key)
+            return read_range(backend, name, entry, offset, length)
+
+        data = await trio.to_thread.run_sync(blocking, limiter=self._limiter)
+        self.stats.bytes_fetched += len(data)
+        self.stats.bytes_read += len(data)
+        return data
 
     def _chunk_starts(self, m: Mounted, node: Node) -> list[int]:
         key = (m.vk, node.ino)
@@ -223,8 +256,9 @@ class Reader:
                 f.data = got[c.digest]
                 f.event.set()
         except BaseException as exc:
-            self.stats.errors += 1
-            log.error("fetch failed store=%s packs=%s error=%s", store.url, sorted({c.pack for c in group}), exc)
+            if isinstance(exc, Exception):  # not a cancellation (shutdown): a real failure
+                self.stats.errors += 1
+                log.error("fetch failed store=%s packs=%s error=%s", store.url, sorted({c.pack for c in group}), exc)
             for c in group:
                 f = self._inflight.pop(c.digest, None)
                 if f is not None:
