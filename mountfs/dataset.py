@@ -395,9 +395,9 @@ class Dataset:
                 old = table.get(dpath)
                 if old is not None and old.digest == cut.digest and not old.is_external:
                     continue
-                table[dpath] = FileEntry(
-                    dpath, cut.size, cut.mode, cut.mtime_ns, cut.digest, [ChunkRef(d, s) for d, s in cut.chunks], src=src
-                )
+                # a one-chunk file's chunk digest is its file digest: share the object (millions of small files)
+                chunks = [ChunkRef(cut.digest if d == cut.digest else d, s) for d, s in cut.chunks]
+                table[dpath] = FileEntry(dpath, cut.size, cut.mode, cut.mtime_ns, cut.digest, chunks, src=src)
                 changed += 1
                 if verbose:
                     print(f"{'modified' if old else 'added'}: {dpath}", file=sys.stderr)

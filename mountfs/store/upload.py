@@ -64,6 +64,8 @@ def upload_chunks(
             store.backend.put(index_key(pack_id), footer)
             store.add_to_index(pack_id, entries)
             with lock:
+                # indexed now: `known` answers for them, `seen` need not hold them any longer
+                seen.difference_update(e.digest for e in entries)
                 stats.packs += 1
                 stats.bytes_sent += size + len(footer)
             log.debug("pack %s: %d chunks, %d bytes", pack_id, len(entries), size)
@@ -85,7 +87,8 @@ def upload_chunks(
                 futures.remove(f)
 
         for chunk_list, read in sources:
-            wanted = [d for d, _ in chunk_list if d not in known and d not in seen]
+            with lock:
+                wanted = [d for d, _ in chunk_list if d not in known and d not in seen]
             if not wanted:
                 stats.chunks_known += len(chunk_list)
                 if progress:
@@ -95,10 +98,11 @@ def upload_chunks(
             for digest, data in read():
                 if progress:
                     progress(len(data))
-                if digest not in wanted_set or digest in seen:
-                    stats.chunks_known += 1
-                    continue
-                seen.add(digest)
+                with lock:
+                    if digest not in wanted_set or digest in seen or digest in known:
+                        stats.chunks_known += 1
+                        continue
+                    seen.add(digest)
                 stats.chunks_new += 1
                 stats.bytes_new += len(data)
                 pending.append((digest, data))
