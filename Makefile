@@ -35,7 +35,7 @@ test: setup
 
 # the pure-Python half, in seconds: no servers, no mounts
 test-fast: setup
-	$(PY) -m pytest -q -p no:cacheprovider -m "not s3 and not fuse and not slow"
+	$(PY) -m pytest -q -p no:cacheprovider -m "not s3 and not gs and not azure and not fuse and not slow"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

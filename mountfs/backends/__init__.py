@@ -24,7 +24,8 @@ def normalize_url(url: str) -> str:
         url = url[len("file://"):]
     if "://" not in url:
         return os.path.abspath(os.path.expanduser(url))
-    return url.rstrip("/")
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{rest.rstrip('/')}"
 
 
 def open_backend(url: str, config: "Config | None" = None) -> Backend:
