@@ -85,6 +85,8 @@ class ChunkCache:
         self._last_flush = time.monotonic()
         self._stamp = 0
         self._hits = self._misses = self._evictions = 0
+        #: chunks known good in this process: written by it, or fully verified once
+        self._verified: set[bytes] = set()
 
     # --- public API --------------------------------------------------------
 
@@ -105,13 +107,24 @@ class ChunkCache:
         return data
 
     def read(self, digest: bytes, offset: int, length: int) -> bytes | None:
-        """``length`` bytes at ``offset`` of the chunk, unverified (it was verified by
-        :meth:`put`); shorter at the end of the chunk; ``None`` if absent."""
+        """``length`` bytes at ``offset`` of the chunk; shorter at the end of the chunk;
+        ``None`` if absent or damaged.
+
+        The whole chunk is verified the first time this process serves it (a
+        crash may have left a damaged file); after that, slices are read as is.
+        """
         if offset < 0 or length < 0:
             raise ValueError(f"bad chunk range offset={offset} length={length}")
+        if digest not in self._verified:
+            data = self.get(digest)
+            if data is None:
+                return None
+            self._verified.add(digest)
+            return data[offset:offset + length]
         try:
             fd = os.open(self._path(digest), os.O_RDONLY)
         except FileNotFoundError:
+            self._verified.discard(digest)
             self._miss()
             return None
         try:
@@ -127,29 +140,49 @@ class ChunkCache:
         Raises :class:`IntegrityError` if ``data`` does not hash to ``digest`` and
         :class:`LocalDiskError` if the disk is full.
         """
-        path = self._path(digest)  # also checks the digest's type
-        actual = xxhash.xxh3_128_digest(data)
-        if actual != digest:
-            raise IntegrityError(
-                f"chunk {digest.hex()}: data does not match its digest "
-                f"(it hashes to {actual.hex()})"
-            )
-        if self.contains(digest) and os.path.exists(path):
-            self._use(digest, hit=False)
-            return
-        tmp = None
+        self._path(digest)  # checks the digest's type
+        self.put_many([(digest, data)])
+
+    def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> None:
+        """:meth:`put` for many chunks with one index transaction (one commit, one sync)."""
+        todo: list[tuple[bytes, str, int]] = []
         try:
-            tmp = self._write_temp(data)
-            total = self._index_new(digest, path, tmp, len(data))
+            for digest, data in items:
+                actual = xxhash.xxh3_128_digest(data)
+                if actual != digest:
+                    raise IntegrityError(f"chunk {digest.hex()}: data does not match its digest (it hashes to {actual.hex()})")
+                if self.contains(digest) and os.path.exists(self._path(digest)):
+                    self._use(digest, hit=False)
+                else:
+                    todo.append((digest, self._write_temp(data), len(data)))
+            if not todo:
+                return
+            with self._txn(write=True) as txn:
+                for digest, tmp, size in todo:
+                    path = self._path(digest)
+                    old = txn.get(digest, db=self._chunks)
+                    if old is not None and os.path.exists(path):
+                        continue  # another process stored it meanwhile
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    os.replace(tmp, path)
+                    if old is not None:
+                        old_size, old_use = _ENTRY.unpack(old)
+                        txn.delete(_U64.pack(old_use) + digest, db=self._lru)
+                        self._add_totals(txn, -old_size, -1)
+                    stamp = self._next_stamp()
+                    txn.put(digest, _ENTRY.pack(size, stamp), db=self._chunks)
+                    txn.put(_U64.pack(stamp) + digest, b"", db=self._lru)
+                    self._add_totals(txn, size, 1)
+                total = self._u64(txn, _BYTES)
+            self._verified.update(d for d, _, _ in todo)
         except (OSError, lmdb.Error) as exc:
             if not _disk_full(exc):
                 raise
             raise LocalDiskError(
-                f"no space left in the cache at {self.directory} while storing chunk "
-                f"{digest.hex()}: free some disk space or lower the cache size"
+                f"no space left in the cache at {self.directory}: free some disk space or lower the cache size"
             ) from exc
         finally:
-            if tmp is not None:
+            for _, tmp, _ in todo:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
         self._evict_if_needed(total)
@@ -276,27 +309,6 @@ class ChunkCache:
         txn.put(_COUNT, _U64.pack(max(0, self._u64(txn, _COUNT) + count)), db=self._meta)
         return total
 
-    def _index_new(self, digest: bytes, path: str, tmp: str, size: int) -> int:
-        """Move ``tmp`` to ``path`` and index it in one write txn; return the new total."""
-        with self._txn(write=True) as txn:
-            old = txn.get(digest, db=self._chunks)
-            if old is not None and os.path.exists(path):
-                return self._u64(txn, _BYTES)  # another thread or process won the race
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            os.replace(tmp, path)
-            try:
-                if old is not None:  # entry whose file vanished: replace it
-                    old_size, old_use = _ENTRY.unpack(old)
-                    txn.delete(_U64.pack(old_use) + digest, db=self._lru)
-                    self._add_totals(txn, -old_size, -1)
-                stamp = self._next_stamp()
-                txn.put(digest, _ENTRY.pack(size, stamp), db=self._chunks)
-                txn.put(_U64.pack(stamp) + digest, b"", db=self._lru)
-                return self._add_totals(txn, size, 1)
-            except BaseException:
-                os.unlink(path)  # keep file and index in step
-                raise
-
     def _drop(self, digest: bytes, missing: bool) -> None:
         """Forget a chunk whose file is missing or damaged, and say so."""
         if missing and not self.contains(digest):
@@ -377,15 +389,15 @@ class ChunkCache:
         return os.path.join(self._chunk_dir, h[:2], h)
 
     def _write_temp(self, data: bytes) -> str:
-        """Write ``data`` to a new temp file and fsync it; remove it on any failure."""
+        """Write ``data`` to a new temp file; remove it on any failure."""
         tmp = os.path.join(self._tmp_dir, f"{os.getpid()}.{secrets.token_hex(8)}.tmp")
         try:
+            # No fsync: it cost more than the fetch itself for small chunks.  A
+            # power cut may leave a damaged file under a final name; get()
+            # always verifies, and read() verifies a chunk this process did
+            # not write the first time it serves it.
             with open(tmp, "xb") as fh:
                 fh.write(data)
-                fh.flush()
-                # Durable before the rename, so a power cut cannot leave a
-                # short file under a final name that read() would trust.
-                os.fsync(fh.fileno())
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

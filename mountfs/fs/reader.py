@@ -271,12 +271,11 @@ class Reader:
 
     def _fetch_blocking(self, store: Store, group: list[ChunkRef]) -> dict[bytes, bytes]:
         got = store.read_chunks(group)
-        for digest, data in got.items():
-            self.stats.bytes_fetched += len(data)
-            try:
-                self.cache.put(digest, data)
-            except LocalDiskError as exc:
-                log.warning("cache is full, serving without caching: %s", exc)
+        self.stats.bytes_fetched += sum(len(d) for d in got.values())
+        try:
+            self.cache.put_many(got.items())
+        except LocalDiskError as exc:
+            log.warning("cache is full, serving without caching: %s", exc)
         return got
 
 

@@ -307,19 +307,23 @@ def test_threads_stay_consistent(open_cache):
     assert sum(check_consistent(cache).values()) <= 5000
 
 
-def test_disk_full_raises_local_disk_error_and_leaves_no_temp(open_cache, monkeypatch):
-    cache = open_cache()
-    data, d = chunk(7)
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny tmpfs needs root")
+def test_disk_full_raises_local_disk_error_and_leaves_no_temp(open_cache, tmp_path):
+    import subprocess
 
-    def full(fd: int) -> None:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(os, "fsync", full)
-    with pytest.raises(LocalDiskError, match="no space left"):
-        cache.put(d, data)
-    monkeypatch.undo()
-    assert os.listdir(cache._tmp_dir) == [] and not cache.contains(d)
-    cache.put(d, data)
+    tmp = tmp_path / "cache" / "tmp"
+    tmp.mkdir(parents=True)
+    # a real full disk where temp files are written
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(tmp)], check=True)
+    try:
+        cache = open_cache()
+        data, d = chunk(7, size=256 << 10)
+        with pytest.raises(LocalDiskError, match="no space left"):
+            cache.put(d, data)
+        assert os.listdir(tmp) == [] and not cache.contains(d)
+    finally:
+        subprocess.run(["umount", str(tmp)], check=True)
+    cache.put(d, data)  # room again: the same put works
     assert check_consistent(cache) == {d: len(data)}
 
 
@@ -401,3 +405,17 @@ def test_eviction_resumes_across_batches_past_pinned_chunks(open_cache, monkeypa
         assert cache.evict(0) == 100 * (20 - len(keep))
     assert set(check_consistent(cache)) == set(keep)
     assert cache.stats()["evictions"] == 20 - len(keep)
+
+
+def test_put_many_is_one_transaction_and_consistent(open_cache):
+    cache = open_cache(max_size=1 << 20)
+    items = [chunk(i, size=5000) for i in range(40)]
+    cache.put_many((d, data) for data, d in items)
+    cache.put_many((d, data) for data, d in items[:5])  # already there: nothing changes
+    assert check_consistent(cache) == {d: len(data) for data, d in items}
+    for data, d in items:
+        assert cache.read(d, 10, 100) == data[10:110]
+    bad_data, bad_d = chunk(99, size=10)
+    with pytest.raises(IntegrityError):
+        cache.put_many([(bad_d, bad_data + b"x")])
+    assert not cache.contains(bad_d)
