@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -23,7 +24,20 @@ _ID_RE = re.compile(r"^[0-9a-f]{20}$")
 MOUNT_WAIT_SECONDS = 120.0
 
 
+def _run_dir() -> str:
+    # commands that only talk to daemons must work when the store is unreachable: no session
+    from ..config import load
+
+    return load().run_dir
+
+
 def _daemon_logging(debug: bool) -> None:
+    # the CLI group left the mountfs logger at WARNING with its own stderr handler:
+    # a daemon logs everything from INFO on, once, through the root handler
+    pkg = logging.getLogger("mountfs")
+    for handler in list(pkg.handlers):
+        pkg.removeHandler(handler)
+    pkg.setLevel(logging.NOTSET)
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -49,16 +63,25 @@ def _selector_from(spec: str | None, sel: Selector) -> Selector:
 
 
 def _wait_mounted(proc: subprocess.Popen, mountpoint: str, log_path: str) -> None:
-    files = mounts.RuntimeFiles(current().config.run_dir, mountpoint)
+    files = mounts.RuntimeFiles(_run_dir(), mountpoint)
     deadline = time.monotonic() + MOUNT_WAIT_SECONDS
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise MountfsError(f"the daemon for {mountpoint} exited: {_last_error(log_path)} (log: {log_path})")
-        if mounts.mounted_fuse(mountpoint) and os.path.exists(files.info):
+        if mounts.mounted_fuse(mountpoint) and _info_pid(files.info) == proc.pid:
             return
         time.sleep(0.05)
     proc.terminate()
     raise MountfsError(f"{mountpoint} did not come up within {MOUNT_WAIT_SECONDS:.0f}s (log: {log_path})")
+
+
+def _info_pid(path: str) -> int | None:
+    """PID recorded by the daemon serving a mountpoint (None before it wrote it)."""
+    try:
+        with open(path) as fh:
+            return json.load(fh).get("pid")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _last_error(log_path: str) -> str:
@@ -92,6 +115,8 @@ def mount(ctx: click.Context, args: tuple[str, ...], sel: Selector, foreground: 
         raise UsageError(f"dataset {ds.id} is a draft; only finalized versions can be mounted")
     mountpoint = os.path.realpath(target)
     sess = current()
+    if mounts.mounted_fuse(mountpoint) and not mounts.is_stale(mountpoint):
+        raise UsageError(f"{mountpoint} is already mounted; run `mountfs umount {mountpoint}` first")
     if foreground:
         from ..daemon.server import run
 
@@ -117,7 +142,7 @@ def mount(ctx: click.Context, args: tuple[str, ...], sel: Selector, foreground: 
 def umount(mountpoint: str, timeout: float) -> None:
     """Unmount DIR and stop its daemon; cleans up after a daemon that was killed."""
     mountpoint = os.path.realpath(mountpoint)
-    files = mounts.RuntimeFiles(current().config.run_dir, mountpoint)
+    files = mounts.RuntimeFiles(_run_dir(), mountpoint)
     stopped = False
     if os.path.exists(files.socket):
         try:
@@ -142,9 +167,8 @@ def umount(mountpoint: str, timeout: float) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(as_json: bool) -> None:
     """Mounts served by daemons of this user, with their cache and fetch figures."""
-    sess = current()
     rows = []
-    for info in mounts.all_runtime(sess.config.run_dir):
+    for info in mounts.all_runtime(_run_dir()):
         try:
             rows.append(control.request(info["socket"], {"op": "status"}, timeout=3))
         except (OSError, ValueError, KeyError):
@@ -175,9 +199,8 @@ def status(as_json: bool) -> None:
 def warmup(path: str) -> None:
     """Fetch every file under PATH (inside a mount) into the cache ahead of a job."""
     path = os.path.realpath(path)
-    sess = current()
     best = None
-    for info in mounts.all_runtime(sess.config.run_dir):
+    for info in mounts.all_runtime(_run_dir()):
         mp = info.get("mountpoint", "")
         if (path == mp or path.startswith(mp.rstrip("/") + "/")) and (best is None or len(mp) > len(best["mountpoint"])):
             best = info

@@ -33,9 +33,13 @@ def mounted_fuse(path: str) -> bool:
 
 
 def is_stale(path: str) -> bool:
-    """A FUSE mount whose daemon is gone answers ENOTCONN to everything."""
+    """A FUSE mount whose daemon is gone answers ENOTCONN to everything the kernel asks it.
+
+    statfs, not stat: the kernel answers stat from its attribute cache (up to
+    an hour for a version's root) without asking the dead daemon.
+    """
     try:
-        os.stat(path)
+        os.statvfs(path)
     except OSError as exc:
         return exc.errno in (errno.ENOTCONN, errno.ECONNABORTED)
     return False

@@ -69,8 +69,13 @@ class Daemon:
             mounts.clean_stale(self.mountpoint)
         if mounts.mounted_fuse(self.mountpoint) and not mounts.clean_stale(self.mountpoint):
             raise UsageError(f"{self.mountpoint} is already mounted; run `mountfs umount {self.mountpoint}` first")
+        if not os.path.exists(self.mountpoint):
+            try:
+                os.makedirs(self.mountpoint)
+            except OSError as exc:
+                raise UsageError(f"cannot create mountpoint {self.mountpoint}: {exc.strerror}") from None
         if not os.path.isdir(self.mountpoint):
-            raise UsageError(f"mountpoint {self.mountpoint} does not exist or is not a folder; create it first")
+            raise UsageError(f"mountpoint {self.mountpoint} is not a folder")
         self.runtime.prepare()
         try:
             trio.run(self._main)

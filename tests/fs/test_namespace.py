@@ -1,0 +1,93 @@
+"""The catalog as a directory tree (mountfs/fs/namespace.py), without a kernel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fshelp import build, tiny
+
+from mountfs.fs.namespace import BY_ID, LATEST, Dir, Link, Namespace, Version
+
+
+def _names(ns: Namespace, *parts: str) -> set[str]:
+    node = ns.resolve(tuple(parts))
+    assert isinstance(node, Dir), (parts, node)
+    return set(node.children)
+
+
+def test_catalog_tree(tmp_path: Path, session) -> None:
+    v = {}
+    for ver in ("1.0.0", "1.0.1", "1.0.9", "1.0.10"):  # 1.0.10 > 1.0.9: numeric, not text order
+        v["cats", ver] = build("vision", "cats", tiny(tmp_path, f"cats{ver}"), version=ver).id
+    v["dogs", "2.0"] = build("vision", "dogs", tiny(tmp_path, "dogs"), version="2.0").id
+    v["boxes", "1.0.0"] = build("vision/det", "boxes", tiny(tmp_path, "boxes")).id
+    v["deep", "3.1"] = build("a/b/c", "deep", tiny(tmp_path, "deep"), version="3.1").id
+    speech = build("audio", "speech", tiny(tmp_path, "speech"))
+    speech.publish()
+    v["speech", "1.0.0"] = speech.id
+    # drafts: claimed but never finalized (one uploaded, one not even that, one empty)
+    draft_uploaded = build("audio", "speech", tiny(tmp_path, "d1"), finalize=False)
+    draft_fresh = build("audio", "speech", tiny(tmp_path, "d2"), finalize=False, upload=False)
+    draft_only = build("audio", "noise", None, finalize=False, upload=False)
+    drafts = {draft_uploaded.id, draft_fresh.id, draft_only.id}
+
+    ns = Namespace(session.catalog)
+    assert ns.refresh() is True
+    assert ns.refresh() is False  # nothing changed
+
+    assert _names(ns) == {BY_ID, "vision", "audio", "a"}
+    assert _names(ns, "vision") == {"cats", "dogs", "det"}
+    assert _names(ns, "vision", "cats") == {"1.0.0", "1.0.1", "1.0.9", "1.0.10", LATEST}
+    assert ns.resolve(("vision", "cats", LATEST)) == Link("1.0.10")
+    assert ns.resolve(("vision", "dogs", LATEST)) == Link("2.0")
+    assert _names(ns, "vision", "det") == {"boxes"}
+    assert _names(ns, "vision", "det", "boxes") == {"1.0.0", LATEST}
+    assert _names(ns, "a", "b", "c", "deep") == {"3.1", LATEST}
+    # drafts are invisible: the only speech version is the published one, no noise at all
+    assert _names(ns, "audio") == {"speech"}
+    assert _names(ns, "audio", "speech") == {"1.0.0", LATEST}
+    assert ns.resolve(("audio", "speech", LATEST)) == Link("1.0.0")
+    assert ns.resolve(("audio", "speech", "1.0.1")) is None
+
+    for (name, ver), dataset_id in v.items():
+        assert ns.records[dataset_id].name == name
+    assert ns.resolve(("vision", "cats", "1.0.10")) == Version(v["cats", "1.0.10"])
+    assert ns.resolve(("a", "b", "c", "deep", "3.1")) == Version(v["deep", "3.1"])
+    assert _names(ns, BY_ID) == set(v.values())
+    for dataset_id in v.values():
+        assert ns.resolve((BY_ID, dataset_id)) == Version(dataset_id)
+    for dataset_id in drafts:
+        assert ns.resolve((BY_ID, dataset_id)) is None
+        assert dataset_id not in ns.records
+
+    # lookups that must fail without raising
+    assert ns.resolve(("nope",)) is None
+    assert ns.resolve(("vision", "cats", "1.0.0", "file.txt")) is None  # below a version: not the namespace's
+    assert ns.resolve(("vision", "cats", LATEST, "x")) is None
+
+    # a draft finalized later appears on the next refresh and becomes latest
+    draft_uploaded.finalize()
+    assert ns.refresh() is True
+    assert _names(ns, "audio", "speech") == {"1.0.0", draft_uploaded.version, LATEST}
+    assert ns.resolve(("audio", "speech", LATEST)) == Link(draft_uploaded.version)
+    assert ns.resolve((BY_ID, draft_uploaded.id)) == Version(draft_uploaded.id)
+    assert ns.refresh() is False
+
+
+def test_empty_catalog(session) -> None:
+    ns = Namespace(session.catalog)
+    ns.refresh()
+    assert _names(ns) == {BY_ID}
+    assert _names(ns, BY_ID) == set()
+
+
+def test_project_level_and_dataset_name_coexist(tmp_path: Path, session) -> None:
+    """``vision/det`` is both a dataset (project vision, name det) and a project level."""
+    det = build("vision", "det", tiny(tmp_path, "det"), version="1.0").id
+    boxes = build("vision/det", "boxes", tiny(tmp_path, "boxes"), version="1.0").id
+    ns = Namespace(session.catalog)
+    ns.refresh()
+    assert _names(ns, "vision", "det") == {"1.0", LATEST, "boxes"}
+    assert ns.resolve(("vision", "det", "1.0")) == Version(det)
+    assert ns.resolve(("vision", "det", "boxes", "1.0")) == Version(boxes)
+    assert ns.resolve(("vision", "det", LATEST)) == Link("1.0")
