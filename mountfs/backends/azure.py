@@ -33,7 +33,7 @@ from azure.storage.blob import BlobServiceClient
 
 from ..errors import (AlreadyExists, ConfigError, ObjectNotFound, PermissionDenied, StoreError, TransientStoreError,
                       UsageError)
-from .base import Backend, ObjectInfo
+from .base import Backend, ObjectInfo, in_key_order
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -290,11 +290,7 @@ class AzureBackend(Backend):
             raise self._fail(exc, "delete", key)
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        pages = self._pages(prefix)
-        if self._sorted_by_server:
-            yield from pages
-        else:
-            yield from sorted(pages, key=lambda o: o.key)
+        return in_key_order(self._pages(prefix), self._sorted_by_server)
 
     def _pages(self, prefix: str) -> Iterator[ObjectInfo]:
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 
 @dataclass(frozen=True)
@@ -81,3 +81,15 @@ class Backend(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
+
+
+def in_key_order(pages: Iterable[ObjectInfo], already_sorted: bool) -> Iterator[ObjectInfo]:
+    """A listing in key order: streamed when the service sorts (AWS, GCS, Azure), else gathered and sorted.
+
+    S3-compatible servers and emulators need not list in byte order (SeaweedFS
+    walks its folders, so ``a/b`` comes before ``a-b``).
+    """
+    if already_sorted:
+        yield from pages
+    else:
+        yield from sorted(pages, key=lambda o: o.key)

@@ -29,7 +29,7 @@ from google.cloud import storage
 from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 
 from ..errors import AlreadyExists, ObjectNotFound, PermissionDenied, StoreError, TransientStoreError, UsageError
-from .base import Backend, ObjectInfo
+from .base import Backend, ObjectInfo, in_key_order
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -248,11 +248,7 @@ class GsBackend(Backend):
             raise self._map(exc, "delete", key) from exc
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        pages = self._pages(prefix)
-        if self._sorted_by_server:
-            yield from pages
-        else:
-            yield from sorted(pages, key=lambda o: o.key)
+        return in_key_order(self._pages(prefix), self._sorted_by_server)
 
     def _pages(self, prefix: str) -> Iterator[ObjectInfo]:
         try:

@@ -20,7 +20,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
 
 from ..errors import AlreadyExists, ObjectNotFound, PermissionDenied, StoreError, TransientStoreError, UsageError
-from .base import Backend, ObjectInfo
+from .base import Backend, ObjectInfo, in_key_order
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -331,15 +331,7 @@ class S3Backend(Backend):
                 raise mapped from exc
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        # AWS lists in UTF-8 byte order, which is Python's str order, so its
-        # pages stream through.  S3-compatible servers need not: SeaweedFS
-        # walks its directory tree ("a/b" before "a-b"), so for a custom
-        # endpoint the listing is gathered and sorted first.
-        pages = self._pages(prefix)
-        if self._sorted_by_server:
-            yield from pages
-        else:
-            yield from sorted(pages, key=lambda o: o.key)
+        return in_key_order(self._pages(prefix), self._sorted_by_server)
 
     def _pages(self, prefix: str) -> Iterator[ObjectInfo]:
         paginator = self._client.get_paginator("list_objects_v2")
