@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -57,6 +58,11 @@ class Session:
                     self.config.cache_dir, self.config.cache_size, self.config.cache_min_free
                 )
             return self._cache
+
+
+def default_workers(max_workers: int | None) -> int:
+    """``max_workers`` as ClearML means it: the number of logical cores when not given."""
+    return max(1, int(max_workers)) if max_workers else (os.cpu_count() or 1)
 
 
 def current(**overrides) -> Session:

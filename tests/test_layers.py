@@ -13,7 +13,7 @@ RANKS = {
     "backends": 1,
     "store": 2,
     "catalog": 3, "cache": 3,
-    "session": 4, "ingest": 4, "localcopy": 4, "dataset": 4, "preview": 4,
+    "session": 4, "ingest": 4, "localcopy": 4, "dataset": 4, "changes": 4, "reading": 4, "preview": 4,
     "fs": 5,
     "daemon": 6, "cli": 6,
     "__init__": 7, "__main__": 7,

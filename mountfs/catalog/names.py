@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import posixpath
 import re
 
@@ -74,3 +75,15 @@ def check_dataset_path(path: str, what: str = "dataset path") -> str:
     if "\x00" in norm:
         raise UsageError(f"{what} {path!r} contains a NUL byte")
     return norm
+
+
+def path_matches(path: str, pattern: str, recursive: bool) -> bool:
+    """Does dataset ``path`` match ``pattern`` (a path, a folder, or a wildcard)?"""
+    if pattern in ("", "*") and recursive:
+        return True
+    if path == pattern or path.startswith(pattern.rstrip("/") + "/") and recursive:
+        return True
+    if not fnmatch.fnmatchcase(path, pattern):
+        return False
+    # without recursion '*' must not reach into sub-folders
+    return recursive or posixpath.dirname(path) == posixpath.dirname(pattern)
