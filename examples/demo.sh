@@ -44,7 +44,8 @@ for _ in $(seq 1 300); do
   grep -qs " $work/datasets " /proc/mounts && [ -e "$work/datasets/demo/samples/latest" ] && break
   sleep 0.1
 done
-version_dir="$work/datasets/demo/samples/1.0.0"
+version=$(mountfs info --id "$id" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["version"])')
+version_dir="$work/datasets/demo/samples/$version"
 echo "== ls -l $version_dir"
 ls -l "$version_dir"
 echo "== ls $work/datasets/demo/samples  (latest -> $(readlink "$work/datasets/demo/samples/latest"))"
