@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 #: chunk bytes fetched and written per unit of work: big enough for few, large ranged reads,
 #: small enough that memory stays bounded whatever the file sizes
-BATCH_BYTES = 64 << 20
+BATCH_BYTES = 32 << 20
 
 
 @dataclass(slots=True)

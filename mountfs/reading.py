@@ -19,10 +19,15 @@ from . import localcopy
 from .catalog import names
 from .catalog.catalog import metadata_key
 from .errors import MountfsError, NotFound, StateError, UsageError
-from .session import default_workers, progress_bar
+from .session import progress_bar
 from .store import FileEntry
 
 log = logging.getLogger(__name__)
+
+
+def _copy_workers(max_workers: int | None) -> int:
+    # copies wait on the network more than on the CPU: keep a few requests in flight even on 2 cores
+    return max(1, int(max_workers)) if max_workers else max(4, os.cpu_count() or 1)
 
 
 def diff_tables(table: dict[str, FileEntry], parents: dict[str, FileEntry]) -> tuple[list[str], list[str], list[str]]:
@@ -129,7 +134,7 @@ class VersionReading:
             target = os.path.join(self._sess.config.cache_dir, "copies", self.id + suffix)
             with progress_bar(sum(e.size for e in entries), "fetching", show_progress) as advance:
                 return localcopy.build_cached_copy(
-                    entries, self.storage, self._sess.cache, target, max_workers=default_workers(max_workers),
+                    entries, self.storage, self._sess.cache, target, max_workers=_copy_workers(max_workers),
                     progress=advance, source=self._sess.source,
                 )
         except MountfsError as exc:
@@ -160,7 +165,7 @@ class VersionReading:
             with progress_bar(sum(e.size for e in entries), "copying", show_progress) as advance:
                 return localcopy.build_mutable_copy(
                     entries, self.storage, self._sess.cache, os.path.abspath(str(target_folder)),
-                    overwrite=overwrite, max_workers=default_workers(max_workers), progress=advance,
+                    overwrite=overwrite, max_workers=_copy_workers(max_workers), progress=advance,
                     source=self._sess.source,
                 )
         except MountfsError as exc:

@@ -10,6 +10,8 @@ Each backend maps its service's errors onto ``ObjectNotFound``,
 from __future__ import annotations
 
 import abc
+import bisect
+import io
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator
 
@@ -93,3 +95,44 @@ def in_key_order(pages: Iterable[ObjectInfo], already_sorted: bool) -> Iterator[
         yield from pages
     else:
         yield from sorted(pages, key=lambda o: o.key)
+
+
+class PartsReader(io.RawIOBase):
+    """A seekable file over a list of buffers, so a pack can be sent without joining it."""
+
+    def __init__(self, parts: list[bytes | memoryview]):
+        self._parts = [memoryview(p).cast("B") for p in parts if len(p)]
+        self._starts = []
+        pos = 0
+        for p in self._parts:
+            self._starts.append(pos)
+            pos += len(p)
+        self.size = pos
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
+        self._pos = max(0, min(self.size, base + offset))
+        return self._pos
+
+    def readinto(self, buf) -> int:
+        out = memoryview(buf).cast("B")
+        done = 0
+        while done < len(out) and self._pos < self.size:
+            i = bisect.bisect_right(self._starts, self._pos) - 1
+            part = self._parts[i]
+            at = self._pos - self._starts[i]
+            n = min(len(out) - done, len(part) - at)
+            out[done:done + n] = part[at:at + n]
+            done += n
+            self._pos += n
+        return done

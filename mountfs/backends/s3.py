@@ -20,7 +20,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
 
 from ..errors import AlreadyExists, ObjectNotFound, PermissionDenied, StoreError, TransientStoreError, UsageError
-from .base import Backend, ObjectInfo, in_key_order
+from .base import Backend, ObjectInfo, PartsReader, in_key_order
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -287,6 +287,14 @@ class S3Backend(Backend):
     def put(self, key: str, data: bytes | memoryview) -> None:
         try:
             self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=bytes(data))
+        except _BOTO_ERRORS as exc:
+            raise self._map(exc, "put", key) from exc
+
+    def put_parts(self, key: str, parts: list[bytes | memoryview]) -> None:
+        # one PUT streamed from the parts: a pack is never copied into one more buffer
+        body = PartsReader(parts)
+        try:
+            self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body, ContentLength=body.size)
         except _BOTO_ERRORS as exc:
             raise self._map(exc, "put", key) from exc
 

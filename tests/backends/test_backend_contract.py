@@ -5,6 +5,7 @@ plus what only a real server can show: outages, conditional-write races, secrets
 from __future__ import annotations
 
 import io
+import os
 import multiprocessing
 import random
 import threading
@@ -294,3 +295,21 @@ def test_store_error_family() -> None:
     # callers catch StoreError for any storage failure
     for cls in (ObjectNotFound, AlreadyExists, PermissionDenied, TransientStoreError):
         assert issubclass(cls, StoreError)
+
+
+def test_put_parts_writes_the_concatenation(backend) -> None:
+    parts = [os.urandom(1000), b"", memoryview(os.urandom(3 << 20)), b"tail"]
+    backend.put_parts("packs/joined", parts)
+    assert backend.get("packs/joined") == b"".join(bytes(p) for p in parts)
+
+
+def test_parts_reader_seeks_and_reads_like_a_file() -> None:
+    from mountfs.backends.base import PartsReader
+
+    parts = [b"abc", b"", b"defgh", memoryview(b"ij")]
+    r = PartsReader(parts)
+    assert r.size == 10 and r.read() == b"abcdefghij"
+    r.seek(2)
+    assert r.read(4) == b"cdef" and r.tell() == 6
+    r.seek(-3, 2)
+    assert r.read(100) == b"hij" and r.read(1) == b""
