@@ -187,6 +187,11 @@ class ChunkCache:
                     os.unlink(tmp)
         self._evict_if_needed(total)
 
+    def missing(self, digests: Iterable[bytes]) -> list[bytes]:
+        """The digests the index does not have, in one read transaction."""
+        with self._txn() as txn:
+            return [d for d in digests if txn.get(d, db=self._chunks) is None]
+
     def contains(self, digest: bytes) -> bool:
         """Whether the index has the chunk (its file is checked only when read)."""
         with self._txn() as txn:

@@ -179,16 +179,17 @@ class Reader:
         """The next files' chunks, when this file is small: they sit right after it in the pack."""
         if node.size > DIR_PREFETCH_BYTES // 4:
             return []
-        out: list[ChunkRef] = []
+        candidates: list[ChunkRef] = []
         budget = DIR_PREFETCH_BYTES
-        for nxt in self.tree.tables.next_files(m.vk, node.ino, DIR_PREFETCH_FILES):
+        for nxt in self.tree.next_files(m, node.ino, DIR_PREFETCH_FILES):
             for c in nxt.chunks:
                 if budget <= 0:
-                    return out
-                if self._absent(c):
-                    out.append(c)
+                    break
+                if c.digest not in self._inflight:
+                    candidates.append(c)
                     budget -= c.length
-        return out
+        absent = set(self.cache.missing(c.digest for c in candidates))
+        return [c for c in candidates if c.digest in absent]
 
     def _after_read(self, ino: int, m: Mounted, node: Node, starts: list[int], offset: int, end: int, last: int) -> None:
         st = self._streams.get(ino)

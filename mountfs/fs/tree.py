@@ -9,6 +9,7 @@ where ``ino`` numbers the version's imported file table (1 = its root).
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
@@ -32,6 +33,8 @@ CATALOG_TIMEOUT = 1.0
 VERSION_TIMEOUT = 3600.0
 
 KIND_LINK = 2
+#: decoded table entries kept in memory (a few MiB at most)
+NODE_CACHE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,7 @@ class Tree:
         self._mounted: dict[int, Mounted] = {}
         self._importing: dict[str, trio.Event] = {}
         self._single_slot = 0
+        self._nodes: OrderedDict[tuple[bytes, int], Node] = OrderedDict()
 
     # --- versions ----------------------------------------------------------------
 
@@ -128,6 +132,30 @@ class Tree:
 
     # --- inode helpers -------------------------------------------------------------
 
+    def _node(self, vk: bytes, ino: int) -> Node | None:
+        """A table entry, from a small LRU: a large file's chunk list is decoded once, not per read."""
+        key = (vk, ino)
+        node = self._nodes.get(key)
+        if node is not None:
+            self._nodes.move_to_end(key)
+            return node
+        node = self.tables.node(vk, ino)
+        if node is not None:
+            self._remember(key, node)
+        return node
+
+    def _remember(self, key: tuple[bytes, int], node: Node) -> None:
+        self._nodes[key] = node
+        if len(self._nodes) > NODE_CACHE:
+            self._nodes.popitem(last=False)
+
+    def next_files(self, m: Mounted, ino: int, count: int) -> list[Node]:
+        """The files after ``ino`` in path order (= pack order), for directory prefetch."""
+        nodes = self.tables.next_files(m.vk, ino, count)
+        for node in nodes:
+            self._remember((m.vk, node.ino), node)
+        return nodes
+
     def _split(self, ino: int) -> tuple[Mounted, int] | None:
         if self.single is not None and ino == ROOT:
             return self._mounted[self._single_slot], ROOT_INO
@@ -168,7 +196,7 @@ class Tree:
             raise NotFound(f"version {dataset_id} is gone")
         slot = await self.open_version(rec)
         m = self._mounted[slot]
-        node = self.tables.node(m.vk, ROOT_INO)
+        node = self._node(m.vk, ROOT_INO)
         if node is None:
             raise NotFound(f"version {dataset_id} has no imported table")
         attr = self._node_attr(slot, m, node)
@@ -183,7 +211,7 @@ class Tree:
             m, local = split
             slot = self._slot_of[m.record.id]
             child = self.tables.lookup(m.vk, local, name.encode())
-            node = self.tables.node(m.vk, child) if child is not None else None
+            node = self._node(m.vk, child) if child is not None else None
             if node is None:
                 raise NotFound(name)
             return self._node_attr(slot, m, node)
@@ -203,7 +231,7 @@ class Tree:
         split = self._split(ino)
         if split is not None:
             m, local = split
-            node = self.tables.node(m.vk, local)
+            node = self._node(m.vk, local)
             if node is None:
                 raise NotFound(f"inode {ino}")
             attr = self._node_attr(self._slot_of[m.record.id], m, node)
@@ -232,7 +260,7 @@ class Tree:
             slot = self._slot_of[m.record.id]
             out = []
             for name, child in self.tables.children(m.vk, local, after, limit=256):
-                node = self.tables.node(m.vk, child)
+                node = self._node(m.vk, child)
                 if node is not None:
                     out.append((name.decode(errors="surrogateescape"), self._node_attr(slot, m, node), child))
             return out
@@ -261,7 +289,7 @@ class Tree:
         if split is None:
             raise UsageError("not a regular file")
         m, local = split
-        node = self.tables.node(m.vk, local)
+        node = self._node(m.vk, local)
         if node is None:
             raise NotFound(f"inode {ino}")
         if node.kind == KIND_DIR:
