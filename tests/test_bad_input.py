@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -52,17 +53,21 @@ def test_names_that_cannot_be_directories(name: str, project: str) -> None:
 
 def test_file_growing_while_added_is_detected(tmp_path: Path) -> None:
     growing = tmp_path / "log.bin"
-    growing.write_bytes(os.urandom(8 << 20))
+    growing.write_bytes(os.urandom(64 << 20))
     stop = threading.Event()
+    block = os.urandom(1 << 16)
 
     def writer() -> None:
-        with open(growing, "ab") as fh:
+        with open(growing, "ab", buffering=0) as fh:
             while not stop.is_set():
-                fh.write(os.urandom(1 << 16))
-                fh.flush()
+                fh.write(block)
+                time.sleep(0.0005)
 
     t = threading.Thread(target=writer)
     t.start()
+    start = growing.stat().st_size
+    while growing.stat().st_size == start:  # the writer is really appending
+        time.sleep(0.001)
     try:
         ds = Dataset.create(dataset_name="x", dataset_project="p")
         with pytest.raises(SourceChanged, match="changed while"):
