@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 #: a fetch group (one or a few ranged reads) never exceeds this many bytes
 GROUP_BYTES = 8 << 20
 #: how far a miss at the start of a file reaches into the next files
-DIR_PREFETCH_BYTES = 4 << 20
-DIR_PREFETCH_FILES = 32
+DIR_PREFETCH_BYTES = 16 << 20
+DIR_PREFETCH_FILES = 160
 #: sequential read-ahead window, in chunks
 WINDOW_START = 2
 WINDOW_MAX = 32
@@ -121,7 +121,10 @@ class Reader:
             pieces.append(data)
         if missing:
             self.stats.misses += len(missing)
-            extra = self._dir_prefetch(m, node) if offset == 0 else []
+            # only the reader that starts a fetch reaches ahead: readers waiting on
+            # a fetch already under way would each add one more small request
+            starts_fetch = any(c.digest not in self._inflight for c in missing)
+            extra = self._dir_prefetch(m, node) if offset == 0 and starts_fetch else []
             got = await self._fetch(m.store, missing + extra, wanted={c.digest for c in missing})
             for k, j in enumerate(range(first, last + 1)):
                 if pieces[k] is None:
@@ -204,6 +207,8 @@ class Reader:
         else:
             st.window = min(st.window * 2, WINDOW_MAX)
         st.next_offset = end
+        if st.prefetched_to - (last + 1) > st.window // 2:
+            return  # enough is on its way: top up in one larger request later, not a chunk per read
         lo = max(last + 1, st.prefetched_to)
         hi = min(len(node.chunks), last + 1 + st.window)
         ahead = [c for c in node.chunks[lo:hi] if self._absent(c)]
