@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 #: a fetch group (one or a few ranged reads) never exceeds this many bytes
 GROUP_BYTES = 8 << 20
 #: how far a miss at the start of a file reaches into the next files
-DIR_PREFETCH_BYTES = 16 << 20
+DIR_PREFETCH_BYTES = 8 << 20
 DIR_PREFETCH_FILES = 160
 #: sequential read-ahead window, in chunks
 WINDOW_START = 2
