@@ -348,3 +348,12 @@ def write_json(path: str, doc: dict[str, Any]) -> None:
         json.dump(doc, fh, indent=1, sort_keys=False)
         fh.write("\n")
     os.replace(tmp, path)
+
+
+def vm_hwm() -> int:
+    """This process's own peak RSS in bytes (VmHWM; a cross-check of the launcher's ru_maxrss)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0

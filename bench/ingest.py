@@ -51,14 +51,6 @@ TARGET_RATIO, TARGET_DELTA_PCT, TARGET_INSERT_CHUNKS, TARGET_RSS = 0.5, 2.0, 3, 
 # ------------------------------------------------------------------ steps (run in a fresh interpreter)
 
 
-def _vm_hwm() -> int:
-    """This process's own peak RSS (cross-check of the launcher's ru_maxrss)."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
 
 def step_ingest(a: dict[str, Any]) -> dict[str, Any]:
     """create + add_files + upload + finalize of one folder; MOUNTFS_STORE comes from the environment."""
@@ -84,7 +76,7 @@ def step_ingest(a: dict[str, Any]) -> dict[str, Any]:
         "changes": rec.changes,
         # outside the timed region: how many chunks the store holds now
         "chunks_in_store": len(ds.storage.chunk_index(refresh=True)),
-        "vm_hwm_bytes": _vm_hwm(),
+        "vm_hwm_bytes": common.vm_hwm(),
     }
 
 
@@ -98,7 +90,7 @@ def step_local_copy(a: dict[str, Any]) -> dict[str, Any]:
     path = ds.get_local_copy()
     t2 = time.perf_counter()
     return {"path": path, "phases_s": {"get": t1 - t0, "get_local_copy": t2 - t1}, "total_s": t2 - t0,
-            "vm_hwm_bytes": _vm_hwm()}
+            "vm_hwm_bytes": common.vm_hwm()}
 
 
 STEPS = {"ingest": step_ingest, "local_copy": step_local_copy}

@@ -85,13 +85,6 @@ def log(msg: str) -> None:
 # ------------------------------------------------------------------ steps (fresh interpreters, see common.run_step)
 
 
-def _vm_hwm_self() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
 
 def step_ingest(a: dict[str, Any]) -> dict[str, Any]:
     """create + add_files + upload + finalize of one folder (store, keys, cache from the environment)."""
@@ -106,7 +99,7 @@ def step_ingest(a: dict[str, Any]) -> dict[str, Any]:
     ds.finalize()
     t3 = time.perf_counter()
     return {"id": ds.id, "files": n, "total_s": t3 - t0,
-            "phases_s": {"create_add": t1 - t0, "upload": t2 - t1, "finalize": t3 - t2}, "vm_hwm_bytes": _vm_hwm_self()}
+            "phases_s": {"create_add": t1 - t0, "upload": t2 - t1, "finalize": t3 - t2}, "vm_hwm_bytes": common.vm_hwm()}
 
 
 def _s3_client(a: dict[str, Any]) -> Any:
@@ -146,7 +139,7 @@ def step_put_plain(a: dict[str, Any]) -> dict[str, Any]:
 
 def _result(total: int, files: int, seconds: float, bad: int, errors: list[str]) -> dict[str, Any]:
     return {"bytes": total, "files": files, "seconds": seconds, "bad": bad, "errors": errors[:5],
-            "vm_hwm_bytes": _vm_hwm_self()}
+            "vm_hwm_bytes": common.vm_hwm()}
 
 
 def step_read_fs(a: dict[str, Any]) -> dict[str, Any]:

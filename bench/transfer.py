@@ -69,14 +69,6 @@ def log(msg: str) -> None:
 # ------------------------------------------------------------------ steps (fresh interpreters, see common.run_step)
 
 
-def _vm_hwm() -> int:
-    """This process's own peak RSS (a cross-check of the launcher's ru_maxrss)."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
 
 def _count_requests() -> collections.Counter:
     """Count every S3 API call this process makes (boto3's and the SDK's alike), by operation name.
@@ -156,7 +148,7 @@ def step_boto3_upload(a: dict[str, Any]) -> dict[str, Any]:
         n += size
     dt = time.perf_counter() - t0
     return {"bytes": n, "files": len(files), "seconds": dt, "client_s": client_s, "small_files": len(small),
-            "big_files": len(big), "requests": dict(counts), "vm_hwm_bytes": _vm_hwm()}
+            "big_files": len(big), "requests": dict(counts), "vm_hwm_bytes": common.vm_hwm()}
 
 
 def step_boto3_download(a: dict[str, Any]) -> dict[str, Any]:
@@ -209,7 +201,7 @@ def step_boto3_download(a: dict[str, Any]) -> dict[str, Any]:
     t2 = time.perf_counter()
     return {"bytes": n, "files": len(objs), "seconds": t2 - t1, "list_s": t1 - t0, "client_s": client_s,
             "small_files": len(small),
-            "big_files": len(big), "requests": dict(counts), "vm_hwm_bytes": _vm_hwm()}
+            "big_files": len(big), "requests": dict(counts), "vm_hwm_bytes": common.vm_hwm()}
 
 
 def step_mountfs_upload(a: dict[str, Any]) -> dict[str, Any]:
@@ -234,7 +226,7 @@ def step_mountfs_upload(a: dict[str, Any]) -> dict[str, Any]:
     return {"id": ds.id, "files": rec.file_count, "bytes": rec.total_size, "changed": n,
             "phases_s": {"create": t1 - t0, "add_files": t2 - t1, "upload": t3 - t2, "finalize": t4 - t3},
             "total_s": t4 - t0, "requests": dict(counts), "upload_requests": upload_requests,
-            "vm_hwm_bytes": _vm_hwm()}
+            "vm_hwm_bytes": common.vm_hwm()}
 
 
 def step_mountfs_download(a: dict[str, Any]) -> dict[str, Any]:
@@ -249,7 +241,7 @@ def step_mountfs_download(a: dict[str, Any]) -> dict[str, Any]:
     path = ds.get_local_copy(max_workers=a.get("workers"))
     t2 = time.perf_counter()
     return {"path": path, "phases_s": {"get": t1 - t0, "get_local_copy": t2 - t1}, "total_s": t2 - t0,
-            "requests": dict(counts), "vm_hwm_bytes": _vm_hwm()}
+            "requests": dict(counts), "vm_hwm_bytes": common.vm_hwm()}
 
 
 STEPS = {"boto3_upload": step_boto3_upload, "boto3_download": step_boto3_download,
