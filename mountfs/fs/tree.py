@@ -83,6 +83,9 @@ class Tree:
         self._cat_ino: dict[tuple[str, ...], int] = {(): ROOT}
         self._cat_path: dict[int, tuple[str, ...]] = {ROOT: ()}
         self._slot_of: dict[str, int] = {}
+        #: slots handed out for versions that are listed but not opened yet (no import)
+        self._reserved: dict[int, DatasetRecord] = {}
+        self._reserved_of: dict[str, int] = {}
         self._mounted: dict[int, Mounted] = {}
         self._importing: dict[str, trio.Event] = {}
         self._single_slot = 0
@@ -110,13 +113,28 @@ class Tree:
             vk = version_key(record.id)
             mtime_ns = _iso_ns(record.finalized or record.created)
             await trio.to_thread.run_sync(self._import, record, store, vk, mtime_ns)
-            slot = len(self._mounted) + 1
+            slot = self._reserve(record)
             self._mounted[slot] = Mounted(record, vk, store, mtime_ns)
             self._slot_of[record.id] = slot
             return slot
         finally:
             del self._importing[record.id]
             event.set()
+
+    def _reserve(self, record: DatasetRecord) -> int:
+        """The version's slot, allocated without importing anything."""
+        slot = self._slot_of.get(record.id) or self._reserved_of.get(record.id)
+        if slot is None:
+            slot = len(self._reserved) + 1
+            self._reserved[slot] = record
+            self._reserved_of[record.id] = slot
+        return slot
+
+    async def _ensure_open(self, ino: int) -> None:
+        """Import a listed version's table when something inside it is first asked for."""
+        slot = ino >> SLOT_SHIFT
+        if slot and slot not in self._mounted and slot in self._reserved:
+            await self.open_version(self._reserved[slot])
 
     def _import(self, record: DatasetRecord, store: Store, vk: bytes, mtime_ns: int) -> None:
         if self.tables.info(vk) is not None:
@@ -190,22 +208,23 @@ class Tree:
         return Attr(ino, KIND_DIR, 0, 0o555, 0, CATALOG_TIMEOUT)
 
     async def _version_root_attr(self, dataset_id: str) -> Attr:
+        """A version's root as seen from the catalog: no import until something inside is asked for,
+        so listing a dataset's versions stays cheap however many files they hold."""
         assert self.namespace is not None
         rec = self.namespace.records.get(dataset_id)
         if rec is None:
             raise NotFound(f"version {dataset_id} is gone")
-        slot = await self.open_version(rec)
-        m = self._mounted[slot]
-        node = self._node(m.vk, ROOT_INO)
-        if node is None:
-            raise NotFound(f"version {dataset_id} has no imported table")
-        attr = self._node_attr(slot, m, node)
+        return self._root_attr(self._reserve(rec), rec)
+
+    def _root_attr(self, slot: int, rec: DatasetRecord) -> Attr:
         # the catalog entry may vanish (deleted version): re-check it like a catalog level
-        return Attr(attr.ino, attr.kind, attr.size, attr.mode, m.mtime_ns, CATALOG_TIMEOUT)
+        return Attr(self._version_ino(slot, ROOT_INO), KIND_DIR, 0, 0o555, _iso_ns(rec.finalized or rec.created),
+                    CATALOG_TIMEOUT)
 
     # --- the operations --------------------------------------------------------------
 
     async def lookup(self, parent: int, name: str) -> Attr:
+        await self._ensure_open(parent)
         split = self._split(parent)
         if split is not None:
             m, local = split
@@ -228,6 +247,9 @@ class Tree:
         return self._catalog_attr(child_path, node)
 
     def getattr(self, ino: int) -> Attr:
+        slot = ino >> SLOT_SHIFT
+        if slot and slot not in self._mounted and slot in self._reserved and ino & _LOCAL_MASK == ROOT_INO:
+            return self._root_attr(slot, self._reserved[slot])
         split = self._split(ino)
         if split is not None:
             m, local = split
@@ -254,6 +276,7 @@ class Tree:
 
     async def readdir(self, ino: int, after: int) -> list[tuple[str, Attr, int]]:
         """Children after position ``after``: (name, attributes, position to resume from)."""
+        await self._ensure_open(ino)
         split = self._split(ino)
         if split is not None:
             m, local = split

@@ -257,10 +257,16 @@ def test_concurrent_first_lookups_import_once(tmp_path: Path, session) -> None:
     async def main() -> None:
         p = await tree.lookup(ROOT, "p")
         n = await tree.lookup(p.ino, "n")
+        # listing a dataset's versions (and looking one up) imports nothing
+        assert [name for name, _, _ in await tree.readdir(n.ino, 0)] == ["1.0", "latest"]
+        root = await tree.lookup(n.ino, "1.0")
+        assert tree.getattr(root.ino).kind == root.kind and imports == []
         got: list[Attr] = []
 
         async def one() -> None:
-            got.append(await tree.lookup(n.ino, "1.0"))
+            version = await tree.lookup(n.ino, "1.0")
+            got.append(version)
+            await tree.lookup(version.ino, "d")  # the first look inside imports, once
 
         async with trio.open_nursery() as nursery:
             for _ in range(20):
