@@ -327,13 +327,7 @@ class Row:
 def print_table(rows: Sequence[Row], file=sys.stdout) -> None:
     head = ("part", "metric", "value", "target", "ok?")
     cells = [head] + [(r.part, r.metric, r.value, r.target, "" if r.ok is None else "ok" if r.ok else "FAIL") for r in rows]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
-    line = lambda c: "| " + " | ".join(s.ljust(w) for s, w in zip(c, widths)) + " |"  # noqa: E731
-    print(line(head), file=file)
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|", file=file)
-    for c in cells[1:]:
-        print(line(c), file=file)
-    file.flush()
+    print_cells(cells, file)
 
 
 def default_out(bench: str) -> str:
@@ -357,3 +351,35 @@ def vm_hwm() -> int:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def print_cells(cells: Sequence[Sequence[str]], file=sys.stdout) -> None:
+    """A markdown table; the first row is the header."""
+    widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
+    line = lambda c: "| " + " | ".join(s.ljust(w) for s, w in zip(c, widths)) + " |"  # noqa: E731
+    print(line(cells[0]), file=file)
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|", file=file)
+    for c in cells[1:]:
+        print(line(c), file=file)
+    file.flush()
+
+
+def parse_parts(parser, args, parts: Sequence[str]) -> None:
+    """``--only a,b`` into ``args.parts``, refusing unknown parts and ``--repeat`` below 1."""
+    args.parts = [x.strip().lower() for x in args.only.split(",") if x.strip()]
+    bad = [x for x in args.parts if x not in parts]
+    if bad or args.repeat < 1:
+        parser.error(f"unknown part(s) {bad}; choose from {','.join(parts)}" if bad else "--repeat must be >= 1")
+
+
+def start_seaweed(workdir: str, log) -> "object":
+    """A private SeaweedFS (tests/servers.py: 127.0.0.1 only, random free ports), started; stop it by PID."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+    from servers import SeaweedServer
+
+    remove_tree(workdir)
+    server = SeaweedServer(workdir)
+    t0 = time.perf_counter()
+    server.start()
+    log(f"SeaweedFS pid {server.pid} on {server.endpoint_url} ({time.perf_counter() - t0:.1f} s)")
+    return server

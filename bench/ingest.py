@@ -331,7 +331,7 @@ def child_version(b: Bench, key: str, base_src: str, child_src: str) -> list[dic
 
 def part_delta(b: Bench) -> None:
     src = b.path("data-A")
-    info = b.gen("A", src, b.sizes["A"], SEED)
+    b.gen("A", src, b.sizes["A"], SEED)
     dst = b.path("data-A-delta")
     chosen = make_delta_tree(src, dst, SEED + 1)
     runs = child_version(b, "delta", src, dst)
@@ -428,10 +428,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=1, help="runs of each timed step (median/min/max are reported)")
     p.add_argument("--keep", action="store_true", help="keep the work folder")
     a = p.parse_args(argv)
-    a.parts = [x.strip().lower() for x in a.only.split(",") if x.strip()]
-    bad = [x for x in a.parts if x not in PARTS]
-    if bad or a.repeat < 1:
-        p.error(f"unknown part(s) {bad}; choose from {','.join(PARTS)}" if bad else "--repeat must be >= 1")
+    common.parse_parts(p, a, PARTS)
     a.out = a.out or common.default_out("ingest")
     return a
 

@@ -335,14 +335,7 @@ class Bench:
     # --- SeaweedFS and the mountfs environment --------------------------------------
 
     def start_server(self) -> None:
-        sys.path.insert(0, os.path.join(REPO, "tests"))
-        from servers import SeaweedServer  # tests/servers.py: 127.0.0.1 only, random free ports
-
-        common.remove_tree(self.path("seaweedfs"))
-        self.server = SeaweedServer(self.path("seaweedfs"))
-        t0 = time.perf_counter()
-        self.server.start()
-        log(f"SeaweedFS pid {self.server.pid} on {self.server.endpoint_url} ({time.perf_counter() - t0:.1f} s)")
+        self.server = common.start_seaweed(self.path("seaweedfs"), log)
         for b in (BUCKET, PLAIN):
             self.server.make_bucket(b)
         self.store = self.server.store_url(BUCKET, "read")
@@ -924,7 +917,7 @@ def build_rows(b: Bench) -> list[dict[str, Any]]:
         n = mil["files"]
         f = mil["first"]
         row(f"M ({n} files): ingest s (SDK, create..finalize)", mil["ingest"]["total_s"], None, "", "time")
-        row(f"M: `mountfs mount` s (empty cache: manifest import)", f["mount_s"], None, "", "time", fmt="{:.2f}")
+        row("M: `mountfs mount` s (empty cache: manifest import)", f["mount_s"], None, "", "time", fmt="{:.2f}")
         row("M: first ls of the root after mount, s", f["first_ls_s"], T_M_LS_S, "(target)", "size", 1.0,
             fmt="{:.3f}", sense="<=")
         row("M: daemon VmHWM after mount + ls, MiB", f["after_ls"]["vm_hwm_bytes"] / MIB, T_M_RSS / MIB, "(target)",
@@ -943,13 +936,7 @@ def print_rows(rows: list[dict[str, Any]], file: Any = sys.stdout) -> None:
     head = ("metric", "mountfs", "baseline", "ratio", "target", "ok?")
     cells = [head] + [(r["metric"], r["mountfs"] or "-", r["baseline"] or "-", r["ratio"] or "-", r["target"],
                        "" if r["ok"] is None else "ok" if r["ok"] else "FAIL") for r in rows]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
-    line = lambda c: "| " + " | ".join(s.ljust(w) for s, w in zip(c, widths)) + " |"  # noqa: E731
-    print(line(head), file=file)
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|", file=file)
-    for c in cells[1:]:
-        print(line(c), file=file)
-    file.flush()
+    common.print_cells(cells, file)
 
 
 # ------------------------------------------------------------------ main
@@ -975,10 +962,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "holding the GIL: where the daemon's Python CPU goes) or '--native'")
     p.add_argument("--keep", action="store_true", help="keep the work folder")
     a = p.parse_args(argv)
-    a.parts = [x.strip().lower() for x in a.only.split(",") if x.strip()]
-    bad = [x for x in a.parts if x not in PARTS]
-    if bad or a.repeat < 1:
-        p.error(f"unknown part(s) {bad}; choose from {','.join(PARTS)}" if bad else "--repeat must be >= 1")
+    common.parse_parts(p, a, PARTS)
     a.out = a.out or common.default_out("read")
     return a
 

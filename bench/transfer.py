@@ -312,14 +312,7 @@ class Bench:
     # --- SeaweedFS ------------------------------------------------------------------
 
     def start_server(self) -> None:
-        sys.path.insert(0, os.path.join(REPO, "tests"))
-        from servers import SeaweedServer  # tests/servers.py: 127.0.0.1 only, random free ports
-
-        common.remove_tree(self.path("seaweedfs"))
-        self.server = SeaweedServer(self.path("seaweedfs"))
-        t0 = time.perf_counter()
-        self.server.start()
-        log(f"SeaweedFS pid {self.server.pid} on {self.server.endpoint_url} ({time.perf_counter() - t0:.1f} s)")
+        self.server = common.start_seaweed(self.path("seaweedfs"), log)
         self.client = self.server.client()
         self.config = self.config_path
         fd = os.open(self.config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -678,10 +671,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--report", default=None, metavar="JSON",
                    help="measure nothing: print the table of a results file again (with this version's rows)")
     a = p.parse_args(argv)
-    a.parts = [x.strip().lower() for x in a.only.split(",") if x.strip()]
-    bad = [x for x in a.parts if x not in PARTS]
-    if bad or a.repeat < 1:
-        p.error(f"unknown part(s) {bad}; choose from {','.join(PARTS)}" if bad else "--repeat must be >= 1")
+    common.parse_parts(p, a, PARTS)
     a.out = a.out or common.default_out("transfer")
     if a.profile:
         a.profile = os.path.abspath(a.profile)
