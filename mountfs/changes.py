@@ -61,7 +61,7 @@ class DraftChanges:
             log.info("add_files(%s): no files matched", path)
             return 0
         bar = verbose or show_progress
-        total = sum(os.path.getsize(src) for src, _ in items) if bar else 0
+        total = sum(size for _, _, size in items) if bar else 0
         table = self._table()
         changed = 0
         with progress_bar(total, "hashing", bar) as advance:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import posixpath
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator
 
@@ -27,8 +28,8 @@ def scan(
     local_base_folder: str | None = None,
     dataset_path: str | None = None,
     recursive: bool = True,
-) -> list[tuple[str, str]]:
-    """(absolute source path, path inside the dataset) of every file to add, sorted by dataset path."""
+) -> list[tuple[str, str, int]]:
+    """(absolute source path, path inside the dataset, size) of every file to add, sorted by dataset path."""
     patterns = [wildcard] if isinstance(wildcard, str) else (list(wildcard) if wildcard else None)
     prefix = check_dataset_path(dataset_path or "")
     src = os.path.abspath(os.path.expanduser(str(path)))
@@ -45,48 +46,54 @@ def scan(
                 continue
             for fn in filenames:
                 full = os.path.join(dirpath, fn)
-                if not os.path.isfile(full):
-                    continue  # sockets, fifos, dangling links
-                found.append(full)
+                try:
+                    st = os.stat(full)
+                except OSError:
+                    continue  # dangling links, files gone meanwhile
+                if stat.S_ISREG(st.st_mode):  # not sockets, fifos
+                    found.append((full, st.st_size))
     else:
         base = base or os.path.dirname(src)
-        found = [src]
+        found = [(src, os.stat(src).st_size)]
     out = []
-    for full in found:
+    for full, size in found:
         rel = os.path.relpath(full, base).replace(os.sep, "/")
         if rel.startswith("../") or rel == "..":
             raise UsageError(f"{full} is not inside local_base_folder {local_base_folder}; pick a folder that contains it")
         if not matches(rel, patterns):
             continue
-        out.append((full, check_dataset_path(posixpath.join(prefix, rel) if prefix else rel)))
+        out.append((full, check_dataset_path(posixpath.join(prefix, rel) if prefix else rel), size))
     out.sort(key=lambda t: t[1])
     return out
 
 
 def cut_all(
-    items: list[tuple[str, str]],
+    items: list[tuple[str, str, int]],
     params: ChunkParams,
     max_workers: int,
     progress: Callable[[int], None] | None = None,
     batch: int = 256,
+    batch_bytes: int = 64 << 20,
 ) -> Iterator[tuple[str, str, CutFile]]:
     """Chunk every file in parallel (hashing and chunking release the GIL); yields in input order.
 
-    Work is handed out in batches so a million files do not become a million
-    futures, and results are yielded as they come so the caller can drop them.
+    Work is handed out in batches (at most ``batch`` files or about
+    ``batch_bytes``) so a million files do not become a million futures and a
+    few big files still spread over the workers; results are yielded as they
+    come so the caller can drop them.
     """
 
-    def one_batch(part: list[tuple[str, str]]) -> list[tuple[str, str, CutFile]]:
+    def one_batch(part: list[tuple[str, str, int]]) -> list[tuple[str, str, CutFile]]:
         out = []
-        for src, dpath in part:
+        for src, dpath, _ in part:
             cut = cut_file(src, params)
             if progress:
                 progress(cut.size)
             out.append((src, dpath, cut))
         return out
 
-    parts = (items[i:i + batch] for i in range(0, len(items), batch))
-    if max_workers <= 1 or len(items) <= batch:
+    parts = list(_batches(items, batch, batch_bytes))
+    if max_workers <= 1 or len(parts) <= 1:
         for part in parts:
             yield from one_batch(part)
         return
@@ -99,3 +106,16 @@ def cut_all(
                 yield from pending.pop(0).result()
         for f in pending:
             yield from f.result()
+
+
+def _batches(items: list[tuple[str, str, int]], count: int, nbytes: int) -> Iterator[list[tuple[str, str, int]]]:
+    part: list[tuple[str, str, int]] = []
+    size = 0
+    for item in items:
+        part.append(item)
+        size += item[2]
+        if len(part) >= count or size >= nbytes:
+            yield part
+            part, size = [], 0
+    if part:
+        yield part

@@ -49,6 +49,17 @@ class Backend(abc.ABC):
         """Write the concatenation of ``parts`` atomically; backends override to avoid the join."""
         self.put(key, b"".join(parts))
 
+    def stage_parts(self, key: str, parts: list[bytes | memoryview]) -> "Staged":
+        """Write ``parts`` now but let the caller choose when the object becomes durable and visible.
+
+        ``commit()`` on the result makes it so; ``discard()`` drops it.  Where a
+        write is durable when it returns (object stores) the object is simply
+        written here.  A local folder defers the ``fsync`` and the rename, so
+        waiting for the disk overlaps with writing the next objects.
+        """
+        self.put_parts(key, parts)
+        return Staged()
+
     def put_file(self, key: str, fh: BinaryIO, size: int) -> None:
         """Write the object from an open file; backends override to stream large objects."""
         self.put(key, fh.read())
@@ -83,6 +94,16 @@ class Backend(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
+
+
+class Staged:
+    """An object written by ``stage_parts``; this base one is already in place."""
+
+    def commit(self) -> None:
+        """Make the object durable and visible under its key."""
+
+    def discard(self) -> None:
+        """Drop a staged object that will not be committed (already-committed objects stay)."""
 
 
 def in_key_order(pages: Iterable[ObjectInfo], already_sorted: bool) -> Iterator[ObjectInfo]:

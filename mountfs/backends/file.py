@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from ..errors import AlreadyExists, ObjectNotFound, PermissionDenied, StoreError, TransientStoreError
-from .base import Backend, ObjectInfo
+from .base import Backend, ObjectInfo, Staged
 
 _TMP_PREFIX = ".tmp-"
 
@@ -23,6 +23,29 @@ def _map_oserror(exc: OSError, key: str) -> Exception:
     if exc.errno in (errno.EIO, errno.ESTALE, errno.ETIMEDOUT, errno.EAGAIN):
         return TransientStoreError(f"store folder I/O error on {key!r}: {exc.strerror}")
     return StoreError(f"store folder error on {key!r}: {exc}")
+
+
+class _StagedFile(Staged):
+    def __init__(self, tmp: Path, path: Path, key: str) -> None:
+        self.tmp, self.path, self.key = tmp, path, key
+
+    def commit(self) -> None:
+        try:
+            fd = os.open(self.tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            self.discard()
+            raise _map_oserror(exc, self.key) from None
+
+    def discard(self) -> None:
+        try:
+            os.unlink(self.tmp)
+        except FileNotFoundError:
+            pass
 
 
 class FileBackend(Backend):
@@ -60,7 +83,7 @@ class FileBackend(Backend):
         finally:
             os.close(fd)
 
-    def _write_temp(self, key: str, write) -> Path:
+    def _write_temp(self, key: str, write, sync: bool = True) -> Path:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
@@ -68,7 +91,8 @@ class FileBackend(Backend):
             with os.fdopen(fd, "wb") as fh:
                 write(fh)
                 fh.flush()
-                os.fsync(fh.fileno())
+                if sync:
+                    os.fsync(fh.fileno())
         except BaseException:
             os.unlink(tmp)
             raise
@@ -88,6 +112,15 @@ class FileBackend(Backend):
             os.replace(tmp, self._path(key))
         except OSError as exc:
             raise _map_oserror(exc, key) from None
+
+    def stage_parts(self, key: str, parts: list[bytes | memoryview]) -> Staged:
+        # only the temp file is written now: the fsync (the wait for the disk)
+        # and the rename come with commit(), so nothing unsynced ever has a final name
+        try:
+            tmp = self._write_temp(key, lambda fh: fh.writelines(parts), sync=False)
+        except OSError as exc:
+            raise _map_oserror(exc, key) from None
+        return _StagedFile(tmp, self._path(key), key)
 
     def put_file(self, key: str, fh: BinaryIO, size: int) -> None:
         try:

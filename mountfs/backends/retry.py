@@ -15,7 +15,7 @@ import time
 from typing import Any, BinaryIO, Callable, Iterator, TypeVar
 
 from ..errors import AlreadyExists, ObjectNotFound, TransientStoreError
-from .base import Backend, ObjectInfo
+from .base import Backend, ObjectInfo, Staged
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,9 @@ class RetryingBackend(Backend):
 
     def put_parts(self, key: str, parts: list[bytes | memoryview]) -> None:
         self._call("put", key, lambda: self.inner.put_parts(key, parts))
+
+    def stage_parts(self, key: str, parts: list[bytes | memoryview]) -> Staged:
+        return self._call("put", key, lambda: self.inner.stage_parts(key, parts))
 
     def put_file(self, key: str, fh: BinaryIO, size: int) -> None:
         # a retry must send the file from where this call found it

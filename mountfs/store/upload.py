@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 from .packs import PackBuilder, encode_chunk, index_key, pack_key
+from ..backends.base import Staged
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,9 @@ class UploadStats:
     chunks_known: int = 0
     bytes_new: int = 0
 
+
+#: packs written but not yet fsynced, per upload (a local store's disk catches up meanwhile)
+UNSYNCED_PACKS = 8
 
 #: sources up to this size are read ahead by worker threads (many small files: I/O latency bound)
 READ_AHEAD_MAX = 4 << 20
@@ -83,9 +87,12 @@ def upload_chunks(
     lock = threading.Lock()
     # bound memory: at most max_workers packs being encoded/sent plus one filling
     slots = threading.BoundedSemaphore(max_workers + 1)
+    # and packs written but not yet made durable (page cache, not our memory)
+    unsynced = threading.BoundedSemaphore(UNSYNCED_PACKS)
     futures: list[Future] = []
+    commits = ThreadPoolExecutor(max_workers, thread_name_prefix="commit")
 
-    def ship(raw: list[tuple[bytes, bytes]]) -> None:
+    def ship(raw: list[tuple[bytes, bytes]]) -> Future:
         try:
             builder = PackBuilder()
             for digest, data in raw:
@@ -93,20 +100,42 @@ def upload_chunks(
                 builder.add(digest, stored, len(data), codec)
             pack_id, parts, footer, entries = builder.finish()
             del raw[:]
-            size = sum(len(p) for p in parts)
-            store.backend.put_parts(pack_key(pack_id), parts)
-            store.backend.put(index_key(pack_id), footer)
-            store.add_to_index(pack_id, entries)
-            with lock:
-                # indexed now: `known` answers for them, `seen` need not hold them any longer
-                seen.difference_update(e.digest for e in entries)
-                stats.packs += 1
-                stats.bytes_sent += size + len(footer)
-            log.debug("pack %s: %d chunks, %d bytes", pack_id, len(entries), size)
+            unsynced.acquire()
+            try:
+                staged = store.backend.stage_parts(pack_key(pack_id), parts)
+            except BaseException:
+                unsynced.release()
+                raise
         finally:
             slots.release()
+        return commits.submit(commit, staged, pack_id, sum(len(p) for p in parts), footer, entries)
 
-    with ThreadPoolExecutor(max_workers) as pool:
+    def commit(staged: Staged, pack_id: str, size: int, footer: bytes, entries: list) -> None:
+        # the pack is durable before its index says it exists: a crash in
+        # between costs a re-send, never a chunk indexed but missing
+        try:
+            staged.commit()
+        finally:
+            unsynced.release()
+        store.backend.put(index_key(pack_id), footer)
+        store.add_to_index(pack_id, entries)
+        with lock:
+            # indexed now: `known` answers for them, `seen` need not hold them any longer
+            seen.difference_update(e.digest for e in entries)
+            stats.packs += 1
+            stats.bytes_sent += size + len(footer)
+        log.debug("pack %s: %d chunks, %d bytes", pack_id, len(entries), size)
+
+    def settle(wait: bool) -> None:
+        # surface a failure early instead of reading on; a shipped pack's result is its commit
+        for f in [f for f in futures if wait or f.done()]:
+            result = f.result()
+            futures.remove(f)
+            if isinstance(result, Future):
+                futures.append(result)
+
+    pool = ThreadPoolExecutor(max_workers, thread_name_prefix="pack")
+    try:
         pending: list[tuple[bytes, bytes]] = []
         pending_bytes = 0
 
@@ -115,10 +144,7 @@ def upload_chunks(
             slots.acquire()
             futures.append(pool.submit(ship, pending))
             pending, pending_bytes = [], 0
-            # surface a failure early instead of reading on
-            for f in [f for f in futures if f.done()]:
-                f.result()
-                futures.remove(f)
+            settle(wait=False)
 
         for chunk_list, read in _read_ahead(sources, known, read_workers=max(4, 2 * max_workers)):
             with lock:
@@ -145,6 +171,11 @@ def upload_chunks(
                     flush()
         if pending:
             flush()
-        for f in futures:
-            f.result()
+        while futures:
+            settle(wait=True)
+    finally:
+        # packs already shipped still get committed (a retry then skips them);
+        # the pack pool drains first because its last packs hand work to `commits`
+        pool.shutdown(wait=True)
+        commits.shutdown(wait=True)
     return stats

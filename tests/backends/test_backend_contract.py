@@ -303,6 +303,26 @@ def test_put_parts_writes_the_concatenation(backend) -> None:
     assert backend.get("packs/joined") == b"".join(bytes(p) for p in parts)
 
 
+def test_staged_object_appears_only_when_committed(backend) -> None:
+    parts = [os.urandom(2000), memoryview(os.urandom(1 << 20))]
+    staged = backend.stage_parts("packs/staged", parts)
+    staged.commit()
+    assert backend.get("packs/staged") == b"".join(bytes(p) for p in parts)
+    assert [o.key for o in backend.list()] == ["packs/staged"]
+
+
+def test_file_store_stages_without_a_visible_object(tmp_path) -> None:
+    # the deferred fsync is only safe if nothing unsynced has its final name
+    backend = FileBackend(tmp_path)
+    staged = backend.stage_parts("packs/x", [b"abc"])
+    assert not backend.exists("packs/x") and list(backend.list()) == []
+    staged.commit()
+    assert backend.get("packs/x") == b"abc"
+    dropped = backend.stage_parts("packs/y", [b"def"])
+    dropped.discard()
+    assert not backend.exists("packs/y") and os.listdir(tmp_path / "packs") == ["x"]
+
+
 def test_parts_reader_seeks_and_reads_like_a_file() -> None:
     from mountfs.backends.base import PartsReader
 
