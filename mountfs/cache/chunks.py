@@ -9,9 +9,14 @@ updated in the same transaction, so they stay exact).
 Invariant: a file under its final name changes (rename in, unlink) only inside
 the write transaction that changes its entry; the writer lock is shared by all
 processes, so a put in the CLI and an eviction in the daemon cannot interleave.
-Temp files are fsync'ed before the rename, so no crash leaves a partial file
-under a final name (which is why :meth:`ChunkCache.read` may skip verifying); a
-crash may leave an orphan file without an entry: wasted space, never wrong data.
+Chunk files are not fsynced: a power cut may leave a damaged file under its
+final name, so a chunk is verified the first time a process serves it; a crash
+may leave an orphan file without an entry: wasted space, never wrong data.
+
+Chunk files bypass the page cache (``O_DIRECT``) where the file system allows
+it.  What a mount serves is already in the kernel's page cache of the FUSE
+file; buffered chunk files would hold the same bytes in memory a second time,
+and filling those extra pages cost more CPU than the fetch itself.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import mmap
 import os
 import secrets
 import shutil
@@ -42,6 +48,61 @@ _FLUSH_SECONDS = 1.0  # last-use updates wait at most this long ...
 _FLUSH_HITS = 1024  # ... or this many hits before one write transaction
 _LOW_WATER = 0.9  # evict down to 90% of the cap so every put does not evict
 _EVICT_BATCH = 512  # deletions per write transaction: bounds the writer lock
+
+
+_ALIGN = 4096  # O_DIRECT offsets, lengths and buffers: a multiple of the block size
+_DIRECT_PIECE = 1 << 20
+_direct_local = threading.local()
+
+
+def _aligned_buffer() -> memoryview:
+    """This thread's page-aligned buffer for O_DIRECT transfers (anonymous mmap: aligned)."""
+    buf = getattr(_direct_local, "buf", None)
+    if buf is None:
+        buf = _direct_local.buf = memoryview(mmap.mmap(-1, _DIRECT_PIECE))
+    return buf
+
+
+def _write_direct(fd: int, data: bytes | memoryview) -> None:
+    """Write ``data`` to an O_DIRECT file: whole aligned pieces, the last one padded, then cut to size."""
+    src = memoryview(data).cast("B")
+    buf = _aligned_buffer()
+    pos, n = 0, len(src)
+    while pos < n:
+        k = min(len(buf), n - pos)
+        buf[:k] = src[pos:pos + k]
+        padded = -(-k // _ALIGN) * _ALIGN
+        if padded > k:
+            buf[k:padded] = bytes(padded - k)
+        if os.write(fd, buf[:padded]) != padded:
+            # a short write to a regular file: the disk is full
+            raise OSError(errno.ENOSPC, "short write to a cache file")
+        pos += k
+    if n % _ALIGN:
+        os.ftruncate(fd, n)
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data).cast("B")
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _read_direct(fd: int, offset: int, length: int) -> bytes:
+    """``length`` bytes at ``offset`` (fewer at end of file) of an O_DIRECT file."""
+    buf = _aligned_buffer()
+    out: list[bytes] = []
+    pos, end = offset, offset + length
+    while pos < end:
+        start = pos - pos % _ALIGN
+        want = min(len(buf), -(-(end - start) // _ALIGN) * _ALIGN)
+        got = os.preadv(fd, [buf[:want]], start)
+        piece = bytes(buf[pos - start:min(got, end - start)])
+        if not piece:
+            break
+        out.append(piece)
+        pos += len(piece)
+    return out[0] if len(out) == 1 else b"".join(out)
 
 
 def _disk_full(exc: BaseException) -> bool:
@@ -77,6 +138,8 @@ class ChunkCache:
             release_env(self._cenv)
             raise
         self._closed = False
+        #: O_DIRECT chunk files until the file system refuses them
+        self._direct = hasattr(os, "O_DIRECT")
         # Guards everything below.  Lock order: an LMDB write txn, then this
         # lock; never begin a write txn while holding it.
         self._lock = threading.Lock()
@@ -93,8 +156,7 @@ class ChunkCache:
     def get(self, digest: bytes) -> bytes | None:
         """The chunk's bytes, verified against ``digest``; ``None`` if absent or damaged."""
         try:
-            with open(self._path(digest), "rb") as fh:
-                data = fh.read()
+            data = self._read_file(digest, 0, -1)
         except FileNotFoundError:
             self._drop(digest, missing=True)
             self._miss()
@@ -122,15 +184,11 @@ class ChunkCache:
             self._verified.add(digest)
             return data[offset:offset + length]
         try:
-            fd = os.open(self._path(digest), os.O_RDONLY)
+            data = self._read_file(digest, offset, length)
         except FileNotFoundError:
             self._verified.discard(digest)
             self._miss()
             return None
-        try:
-            data = os.pread(fd, length, offset)
-        finally:
-            os.close(fd)
         self._use(digest)
         return data
 
@@ -393,16 +451,53 @@ class ChunkCache:
         h = digest.hex()
         return os.path.join(self._chunk_dir, h[:2], h)
 
+    def _read_file(self, digest: bytes, offset: int, length: int) -> bytes:
+        """Bytes of a chunk file (``length`` -1: to its end); ``FileNotFoundError`` if it is gone."""
+        path = self._path(digest)
+        if self._direct:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                self._direct = False  # this file system cannot: buffered from now on
+            else:
+                try:
+                    return _read_direct(fd, offset, os.fstat(fd).st_size if length < 0 else length)
+                finally:
+                    os.close(fd)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return os.pread(fd, os.fstat(fd).st_size if length < 0 else length, offset)
+        finally:
+            os.close(fd)
+
     def _write_temp(self, data: bytes) -> str:
-        """Write ``data`` to a new temp file; remove it on any failure."""
+        """Write ``data`` to a new temp file; remove it on any failure.
+
+        No fsync: it cost more than the fetch itself for small chunks (see the
+        module docstring for why that is safe).
+        """
         tmp = os.path.join(self._tmp_dir, f"{os.getpid()}.{secrets.token_hex(8)}.tmp")
         try:
-            # No fsync: it cost more than the fetch itself for small chunks.  A
-            # power cut may leave a damaged file under a final name; get()
-            # always verifies, and read() verifies a chunk this process did
-            # not write the first time it serves it.
-            with open(tmp, "xb") as fh:
-                fh.write(data)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+            fd = -1
+            if self._direct:
+                try:
+                    fd = os.open(tmp, flags | os.O_DIRECT, 0o644)
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL:
+                        raise
+                    self._direct = False
+            if fd < 0:
+                fd = os.open(tmp, flags, 0o644)
+            try:
+                if self._direct:
+                    _write_direct(fd, data)
+                else:
+                    _write_all(fd, data)
+            finally:
+                os.close(fd)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)

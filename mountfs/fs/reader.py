@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -37,6 +37,10 @@ GROUP_BYTES = 8 << 20
 #: how far a miss at the start of a file reaches into the next files
 DIR_PREFETCH_BYTES = 8 << 20
 DIR_PREFETCH_FILES = 160
+#: read-ahead batches across files grow up to this
+DIR_AHEAD_MAX = 16 << 20
+#: directory streams remembered (readers going through different folders at once)
+DIR_STREAMS = 32
 #: sequential read-ahead window, in chunks
 WINDOW_START = 2
 WINDOW_MAX = 32
@@ -58,6 +62,17 @@ class _Stream:
     next_offset: int = 0
     window: int = WINDOW_START
     prefetched_to: int = 0  # chunk index up to which prefetch was started
+
+
+@dataclass
+class _DirStream:
+    """Files of one version read in path order: prefetched up to ``end``."""
+
+    vk: bytes
+    start: int
+    end: int
+    trigger: int  # a read reaching this file starts the next batch
+    step: int = DIR_PREFETCH_BYTES
 
 
 @dataclass
@@ -94,6 +109,7 @@ class Reader:
         self._inflight: dict[bytes, _Inflight] = {}
         self._starts: OrderedDict[tuple[bytes, int], list[int]] = OrderedDict()
         self._streams: OrderedDict[int, _Stream] = OrderedDict()
+        self._dirs: deque[_DirStream] = deque(maxlen=DIR_STREAMS)
 
     # --- the read path -----------------------------------------------------------
 
@@ -124,7 +140,7 @@ class Reader:
             # only the reader that starts a fetch reaches ahead: readers waiting on
             # a fetch already under way would each add one more small request
             starts_fetch = any(c.digest not in self._inflight for c in missing)
-            extra = self._dir_prefetch(m, node) if offset == 0 and starts_fetch else []
+            extra = self._dir_prefetch(m, node, starts_fetch) if offset == 0 else []
             got = await self._fetch(m.store, missing + extra, wanted={c.digest for c in missing})
             for k, j in enumerate(range(first, last + 1)):
                 if pieces[k] is None:
@@ -134,6 +150,8 @@ class Reader:
                     pieces[k] = got[c.digest][lo:hi]
         else:
             self.stats.hits += 1
+            if offset == 0:
+                self._dir_prefetch(m, node, False)
         self._after_read(ino, m, node, starts, offset, end, last)
         out = b"".join(pieces)  # type: ignore[arg-type]
         self.stats.bytes_read += len(out)
@@ -178,21 +196,54 @@ class Reader:
     def _absent(self, c: ChunkRef) -> bool:
         return c.digest not in self._inflight and not self.cache.contains(c.digest)
 
-    def _dir_prefetch(self, m: Mounted, node: Node) -> list[ChunkRef]:
-        """The next files' chunks, when this file is small: they sit right after it in the pack."""
-        if node.size > DIR_PREFETCH_BYTES // 4:
-            return []
+    def _dir_batch(self, m: Mounted, after: int, budget: int) -> tuple[list[ChunkRef], int, int]:
+        """Up to ``budget`` bytes of the files numbered after ``after`` that are neither
+        cached nor being fetched; also the last file looked at and the one halfway."""
         candidates: list[ChunkRef] = []
-        budget = DIR_PREFETCH_BYTES
-        for nxt in self.tree.next_files(m, node.ino, DIR_PREFETCH_FILES):
+        last = half = after
+        total = 0
+        for nxt in self.tree.next_files(m, after, DIR_PREFETCH_FILES):
+            if total >= budget:
+                break
+            last = nxt.ino
+            if total < budget // 2:
+                half = nxt.ino
             for c in nxt.chunks:
-                if budget <= 0:
-                    break
                 if c.digest not in self._inflight:
                     candidates.append(c)
-                    budget -= c.length
+                total += c.length
         absent = set(self.cache.missing(c.digest for c in candidates))
-        return [c for c in candidates if c.digest in absent]
+        return [c for c in candidates if c.digest in absent], last, half
+
+    def _dir_prefetch(self, m: Mounted, node: Node, starts_fetch: bool) -> list[ChunkRef]:
+        """Read-ahead across the files of a version read in path order (= pack order).
+
+        A miss at the start of a small file that starts a fetch also fetches
+        the next files: they sit right after it in the pack.  Once reads reach
+        the middle of what was fetched that way, the next batch is started in
+        the background, so readers going through a directory keep finding their
+        files already fetched instead of stopping at each batch's end.
+        Returns the chunks to fetch together with the miss (empty on a hit).
+        """
+        if node.size > DIR_PREFETCH_BYTES // 4:
+            return []
+        st = next((d for d in self._dirs if d.vk == m.vk and d.start <= node.ino <= d.end), None)
+        if st is None:
+            if not starts_fetch:
+                return []
+            refs, last, half = self._dir_batch(m, node.ino, DIR_PREFETCH_BYTES)
+            self._dirs.append(_DirStream(m.vk, node.ino, last, half))
+            return refs
+        self._dirs.remove(st)
+        self._dirs.append(st)  # most recently used last
+        if node.ino >= st.trigger and st.end > st.trigger:
+            st.step = min(st.step * 2, DIR_AHEAD_MAX)
+            refs, last, half = self._dir_batch(m, st.end, st.step)
+            st.end, st.trigger = last, half
+            if refs:
+                self.stats.prefetched_chunks += len(refs)
+                self._nursery.start_soon(self._prefetch, m.store, refs)
+        return []
 
     def _after_read(self, ino: int, m: Mounted, node: Node, starts: list[int], offset: int, end: int, last: int) -> None:
         st = self._streams.get(ino)
