@@ -1,22 +1,35 @@
 """Content-addressed cache of chunk bytes with an LRU size cap (DESIGN.md §5).
 
-Bytes live in ``<dir>/chunks/<hex[:2]>/<hex>``, indexed by LMDB sub-databases:
-``chunks`` (digest -> ``>QQ`` size, last_use ns), ``lru`` (``>Q`` last_use +
-digest -> ``b""``: the oldest first in a cursor scan, so eviction never sorts the
-index in memory) and ``meta`` (``chunks.bytes``, ``chunks.count``: ``>Q`` totals
-updated in the same transaction, so they stay exact).
+Chunks stored together (one ``put_many``: the chunks of one fetch) share one
+file, ``<dir>/chunks/<hex[:2]>/<hex>`` named by a random 16-byte file id.  A
+directory of small files read through a mount becomes a few files of some MiB
+instead of one file per chunk: creating, renaming and later deleting a file
+costs more CPU than fetching 100 KiB.  LMDB sub-databases index them:
 
-Invariant: a file under its final name changes (rename in, unlink) only inside
-the write transaction that changes its entry; the writer lock is shared by all
-processes, so a put in the CLI and an eviction in the daemon cannot interleave.
-Chunk files are not fsynced: a power cut may leave a damaged file under its
-final name, so a chunk is verified the first time a process serves it; a crash
-may leave an orphan file without an entry: wasted space, never wrong data.
+- ``chunks``: digest -> ``>Q16sQ`` size, file id, offset in the file
+- ``files``: file id -> ``>QQQ`` last use (ns) of any of its chunks, bytes and
+  number of its chunks still indexed
+- ``members``: file id + digest -> ``b""``: the chunks of a file
+- ``lru``: ``>Q`` last use + file id -> ``b""``: oldest first in a cursor scan, so
+  eviction never sorts the index in memory
+- ``meta``: ``chunks.bytes``, ``chunks.count``: ``>Q`` totals of the chunks,
+  updated in the same transaction, so they stay exact
 
-Chunk files bypass the page cache (``O_DIRECT``) where the file system allows
-it.  What a mount serves is already in the kernel's page cache of the FUSE
-file; buffered chunk files would hold the same bytes in memory a second time,
-and filling those extra pages cost more CPU than the fetch itself.
+Eviction removes whole files, least recently used first (chunks fetched
+together are mostly used together); a file with a pinned chunk is skipped.
+
+Invariant: a file under its final name appears (rename in) or goes (unlink)
+only inside the write transaction that adds or removes its entries; the writer
+lock is shared by all processes, so a put in the CLI and an eviction in the
+daemon cannot interleave.  Files are not fsynced: a power cut may leave a
+damaged file under its final name, so a chunk is verified the first time a
+process serves it; a crash may leave an orphan file without entries: wasted
+space, never wrong data.
+
+Files bypass the page cache (``O_DIRECT``) where the file system allows it.
+What a mount serves is already in the kernel's page cache of the FUSE file;
+buffered chunk files would hold the same bytes in memory a second time, and
+filling those extra pages cost more CPU than the fetch itself.
 """
 
 from __future__ import annotations
@@ -41,14 +54,14 @@ from .env import open_env, release_env
 
 log = logging.getLogger(__name__)
 
-_ENTRY = struct.Struct(">QQ")  # size, last_use
+_ENTRY = struct.Struct(">Q16sQ")  # size, file id, offset
+_FILE = struct.Struct(">QQQ")  # last use, bytes, chunks
 _U64 = struct.Struct(">Q")
 _BYTES, _COUNT = b"chunks.bytes", b"chunks.count"
 _FLUSH_SECONDS = 1.0  # last-use updates wait at most this long ...
 _FLUSH_HITS = 1024  # ... or this many hits before one write transaction
 _LOW_WATER = 0.9  # evict down to 90% of the cap so every put does not evict
-_EVICT_BATCH = 512  # deletions per write transaction: bounds the writer lock
-
+_EVICT_BATCH = 512  # chunks removed per write transaction: bounds the writer lock
 
 _ALIGN = 4096  # O_DIRECT offsets, lengths and buffers: a multiple of the block size
 _DIRECT_PIECE = 1 << 20
@@ -63,29 +76,39 @@ def _aligned_buffer() -> memoryview:
     return buf
 
 
-def _write_direct(fd: int, data: bytes | memoryview) -> None:
-    """Write ``data`` to an O_DIRECT file: whole aligned pieces, the last one padded, then cut to size."""
-    src = memoryview(data).cast("B")
+def _write_direct(fd: int, parts: list[bytes | memoryview]) -> None:
+    """Write the concatenation of ``parts`` to an O_DIRECT file: whole aligned
+    pieces, the last one padded, then the file cut to size."""
     buf = _aligned_buffer()
-    pos, n = 0, len(src)
-    while pos < n:
-        k = min(len(buf), n - pos)
-        buf[:k] = src[pos:pos + k]
-        padded = -(-k // _ALIGN) * _ALIGN
-        if padded > k:
-            buf[k:padded] = bytes(padded - k)
+    fill = total = 0
+
+    def flush(padded: int) -> None:
         if os.write(fd, buf[:padded]) != padded:
             # a short write to a regular file: the disk is full
             raise OSError(errno.ENOSPC, "short write to a cache file")
-        pos += k
-    if n % _ALIGN:
-        os.ftruncate(fd, n)
+
+    for part in parts:
+        src = memoryview(part).cast("B")
+        pos = 0
+        while pos < len(src):
+            k = min(len(buf) - fill, len(src) - pos)
+            buf[fill:fill + k] = src[pos:pos + k]
+            fill, pos, total = fill + k, pos + k, total + k
+            if fill == len(buf):
+                flush(fill)
+                fill = 0
+    if fill:
+        padded = -(-fill // _ALIGN) * _ALIGN
+        buf[fill:padded] = bytes(padded - fill)
+        flush(padded)
+        os.ftruncate(fd, total)
 
 
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data).cast("B")
-    while view:
-        view = view[os.write(fd, view):]
+def _write_all(fd: int, parts: list[bytes | memoryview]) -> None:
+    for part in parts:
+        view = memoryview(part).cast("B")
+        while view:
+            view = view[os.write(fd, view):]
 
 
 def _read_direct(fd: int, offset: int, length: int) -> bytes:
@@ -134,11 +157,13 @@ class ChunkCache:
             self._meta = self._cenv.db("meta")
             self._chunks = self._cenv.db("chunks")
             self._lru = self._cenv.db("lru")
+            self._files = self._cenv.db("files")
+            self._members_db = self._cenv.db("members")
         except BaseException:
             release_env(self._cenv)
             raise
         self._closed = False
-        #: O_DIRECT chunk files until the file system refuses them
+        #: O_DIRECT files until the file system refuses them
         self._direct = hasattr(os, "O_DIRECT")
         # Guards everything below.  Lock order: an LMDB write txn, then this
         # lock; never begin a write txn while holding it.
@@ -155,17 +180,14 @@ class ChunkCache:
 
     def get(self, digest: bytes) -> bytes | None:
         """The chunk's bytes, verified against ``digest``; ``None`` if absent or damaged."""
-        try:
-            data = self._read_file(digest, 0, -1)
-        except FileNotFoundError:
-            self._drop(digest, missing=True)
+        self._check_digest(digest)
+        entry = self._entry(digest)
+        if entry is None:
             self._miss()
             return None
-        if xxhash.xxh3_128_digest(data) != digest:
-            self._drop(digest, missing=False)
-            self._miss()
-            return None
-        self._use(digest)
+        data = self._get_verified(digest, entry)
+        if data is not None:
+            self._use(digest)
         return data
 
     def read(self, digest: bytes, offset: int, length: int) -> bytes | None:
@@ -177,16 +199,23 @@ class ChunkCache:
         """
         if offset < 0 or length < 0:
             raise ValueError(f"bad chunk range offset={offset} length={length}")
+        self._check_digest(digest)
+        entry = self._entry(digest)
+        if entry is None:
+            self._miss()
+            return None
         if digest not in self._verified:
-            data = self.get(digest)
+            data = self._get_verified(digest, entry)
             if data is None:
                 return None
-            self._verified.add(digest)
+            self._use(digest)
             return data[offset:offset + length]
+        size, fid, base = entry
         try:
-            data = self._read_file(digest, offset, length)
+            data = self._read_file(fid, base + offset, max(0, min(length, size - offset)))
         except FileNotFoundError:
             self._verified.discard(digest)
+            self._drop(digest, fid, "its file is missing")
             self._miss()
             return None
         self._use(digest)
@@ -198,41 +227,50 @@ class ChunkCache:
         Raises :class:`IntegrityError` if ``data`` does not hash to ``digest`` and
         :class:`LocalDiskError` if the disk is full.
         """
-        self._path(digest)  # checks the digest's type
+        self._check_digest(digest)
         self.put_many([(digest, data)])
 
-    def put_many(self, items: Iterable[tuple[bytes, bytes]]) -> None:
-        """:meth:`put` for many chunks with one index transaction (one commit, one sync)."""
-        todo: list[tuple[bytes, str, int]] = []
+    def put_many(self, items: Iterable[tuple[bytes, bytes | memoryview]]) -> None:
+        """:meth:`put` for many chunks: one file, one index transaction (one commit, one sync)."""
+        new: dict[bytes, bytes | memoryview] = {}
+        for digest, data in items:
+            actual = xxhash.xxh3_128_digest(data)
+            if actual != digest:
+                raise IntegrityError(f"chunk {digest.hex()}: data does not match its digest (it hashes to {actual.hex()})")
+            new[digest] = data
+        if not new:
+            return
+        with self._txn() as txn:
+            known = [d for d in new if txn.get(d, db=self._chunks) is not None]
+        for digest in known:
+            del new[digest]
+            self._use(digest, hit=False)
+        if not new:
+            return
+        tmp = None
         try:
-            for digest, data in items:
-                actual = xxhash.xxh3_128_digest(data)
-                if actual != digest:
-                    raise IntegrityError(f"chunk {digest.hex()}: data does not match its digest (it hashes to {actual.hex()})")
-                if self.contains(digest) and os.path.exists(self._path(digest)):
-                    self._use(digest, hit=False)
-                else:
-                    todo.append((digest, self._write_temp(data), len(data)))
-            if not todo:
-                return
+            tmp = self._write_temp(list(new.values()))
+            fid = secrets.token_bytes(16)
+            path = self._file_path(fid)
             with self._txn(write=True) as txn:
-                for digest, tmp, size in todo:
-                    path = self._path(digest)
-                    old = txn.get(digest, db=self._chunks)
-                    if old is not None and os.path.exists(path):
-                        continue  # another process stored it meanwhile
+                offset, placed, placed_bytes = 0, 0, 0
+                for digest, data in new.items():
+                    size = len(data)
+                    if txn.get(digest, db=self._chunks) is None:  # not stored by another process meanwhile
+                        txn.put(digest, _ENTRY.pack(size, fid, offset), db=self._chunks)
+                        txn.put(fid + digest, b"", db=self._members_db)
+                        placed, placed_bytes = placed + 1, placed_bytes + size
+                    offset += size
+                if placed:
+                    stamp = self._next_stamp()
+                    txn.put(fid, _FILE.pack(stamp, placed_bytes, placed), db=self._files)
+                    txn.put(_U64.pack(stamp) + fid, b"", db=self._lru)
+                    self._add_totals(txn, placed_bytes, placed)
                     os.makedirs(os.path.dirname(path), exist_ok=True)
                     os.replace(tmp, path)
-                    if old is not None:
-                        old_size, old_use = _ENTRY.unpack(old)
-                        txn.delete(_U64.pack(old_use) + digest, db=self._lru)
-                        self._add_totals(txn, -old_size, -1)
-                    stamp = self._next_stamp()
-                    txn.put(digest, _ENTRY.pack(size, stamp), db=self._chunks)
-                    txn.put(_U64.pack(stamp) + digest, b"", db=self._lru)
-                    self._add_totals(txn, size, 1)
+                    tmp = None
                 total = self._u64(txn, _BYTES)
-            self._verified.update(d for d, _, _ in todo)
+            self._verified.update(new)
         except (OSError, lmdb.Error) as exc:
             if not _disk_full(exc):
                 raise
@@ -240,7 +278,7 @@ class ChunkCache:
                 f"no space left in the cache at {self.directory}: free some disk space or lower the cache size"
             ) from exc
         finally:
-            for _, tmp, _ in todo:
+            if tmp is not None:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
         self._evict_if_needed(total)
@@ -282,38 +320,35 @@ class ChunkCache:
                 self.unpin(d)
 
     def evict(self, target_bytes: int | None = None) -> int:
-        """Evict least recently used, unpinned chunks until the cache holds at most
-        ``target_bytes`` (default: ``max_size``); return the bytes freed."""
+        """Evict least recently used, unpinned chunks (with the others of their file)
+        until the cache holds at most ``target_bytes`` (default: ``max_size``);
+        return the bytes freed."""
         target = self.max_size if target_bytes is None else max(0, target_bytes)
         self._flush()  # LRU order must include this process's recent hits
         freed, resume = 0, b""
         while resume is not None:
             with self._txn(write=True) as txn:
-                start = total = self._u64(txn, _BYTES)
+                total = self._u64(txn, _BYTES)
                 if total <= target:
                     break
                 with self._lock:
                     pins = set(self._pins)
                 cur = txn.cursor(db=self._lru)
-                ok, done, gone = cur.set_range(resume), 0, 0
+                ok, done = cur.set_range(resume), 0
                 while ok and total > target and done < _EVICT_BATCH:
-                    digest = cur.key()[8:]
-                    if digest in pins:
+                    key = cur.key()
+                    fid = key[8:]
+                    members = self._members(txn, fid)
+                    if pins.intersection(members):
                         ok = cur.next()
                         continue
-                    entry = txn.pop(digest, db=self._chunks)
-                    cur.delete()
-                    ok = bool(cur.key())  # delete moved the cursor to the next key
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(self._path(digest))
-                    done += 1
-                    if entry is not None:
-                        size = _ENTRY.unpack(entry)[0]
-                        total, freed, gone = total - size, freed + size, gone + 1
+                    size, gone = self._remove(txn, fid, members)
+                    txn.delete(key, db=self._lru)  # also a stray row of a file already gone
+                    total, freed, done = total - size, freed + size, done + max(gone, 1)
+                    with self._lock:
+                        self._evictions += gone
+                    ok = cur.set_range(key)  # this row is gone: go on from the next one
                 resume = cur.key() if ok and total > target else None
-                self._add_totals(txn, total - start, -gone)
-            with self._lock:
-                self._evictions += gone
         return freed
 
     def clear(self) -> None:
@@ -322,11 +357,14 @@ class ChunkCache:
         with self._txn(write=True) as txn:
             txn.drop(self._chunks, delete=False)
             txn.drop(self._lru, delete=False)
+            txn.drop(self._files, delete=False)
+            txn.drop(self._members_db, delete=False)
             txn.put(_BYTES, _U64.pack(0), db=self._meta)
             txn.put(_COUNT, _U64.pack(0), db=self._meta)
             # A rename is instant, so the writer lock is held briefly.
             os.rename(self._chunk_dir, trash)
             os.makedirs(self._chunk_dir)
+        self._verified.clear()
         shutil.rmtree(trash, ignore_errors=True)
 
     def stats(self) -> dict[str, int]:
@@ -362,6 +400,47 @@ class ChunkCache:
         with self._cenv.begin(write=write) as txn:
             yield txn
 
+    def _entry(self, digest: bytes) -> tuple[int, bytes, int] | None:
+        with self._txn() as txn:
+            raw = txn.get(digest, db=self._chunks)
+        return _ENTRY.unpack(raw) if raw is not None else None
+
+    def _members(self, txn: lmdb.Transaction, fid: bytes) -> list[bytes]:
+        cur = txn.cursor(db=self._members_db)
+        out: list[bytes] = []
+        if cur.set_range(fid):
+            for key in cur.iternext(values=False):
+                if key[:16] != fid:
+                    break
+                out.append(key[16:])
+        return out
+
+    def _remove(self, txn: lmdb.Transaction, fid: bytes, digests: list[bytes]) -> tuple[int, int]:
+        """Remove ``digests`` (chunks of file ``fid``) from the index, and the file
+        once it holds no indexed chunk; return (bytes, chunks) removed."""
+        size_sum = gone = 0
+        for digest in digests:
+            txn.delete(fid + digest, db=self._members_db)
+            raw = txn.get(digest, db=self._chunks)
+            if raw is not None and _ENTRY.unpack(raw)[1] == fid:  # else indexed in another file
+                txn.delete(digest, db=self._chunks)
+                self._verified.discard(digest)
+                size_sum, gone = size_sum + _ENTRY.unpack(raw)[0], gone + 1
+        row = txn.get(fid, db=self._files)
+        if row is not None:
+            last_use, nbytes, count = _FILE.unpack(row)
+            if count - gone > 0:
+                txn.put(fid, _FILE.pack(last_use, nbytes - size_sum, count - gone), db=self._files)
+            else:
+                txn.delete(fid, db=self._files)
+                txn.delete(_U64.pack(last_use) + fid, db=self._lru)
+                row = None
+        if row is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._file_path(fid))
+        self._add_totals(txn, -size_sum, -gone)
+        return size_sum, gone
+
     def _u64(self, txn: lmdb.Transaction, key: bytes) -> int:
         raw = txn.get(key, db=self._meta)
         return _U64.unpack(raw)[0] if raw else 0
@@ -372,23 +451,30 @@ class ChunkCache:
         txn.put(_COUNT, _U64.pack(max(0, self._u64(txn, _COUNT) + count)), db=self._meta)
         return total
 
-    def _drop(self, digest: bytes, missing: bool) -> None:
-        """Forget a chunk whose file is missing or damaged, and say so."""
-        if missing and not self.contains(digest):
-            return  # a plain miss: never stored, or evicted
-        path = self._path(digest)
+    def _get_verified(self, digest: bytes, entry: tuple[int, bytes, int]) -> bytes | None:
+        """The whole chunk read and checked; a damaged or missing one is dropped (``None``)."""
+        size, fid, base = entry
+        try:
+            data = self._read_file(fid, base, size)
+        except FileNotFoundError:
+            self._drop(digest, fid, "its file is missing")
+            self._miss()
+            return None
+        if len(data) != size or xxhash.xxh3_128_digest(data) != digest:
+            self._drop(digest, fid, "its file does not match its digest")
+            self._miss()
+            return None
+        self._verified.add(digest)
+        return data
+
+    def _drop(self, digest: bytes, fid: bytes, why: str) -> None:
+        """Forget a chunk whose bytes are missing or damaged (the file too once it holds no chunk), and say so."""
         with self._txn(write=True) as txn:
-            entry = txn.get(digest, db=self._chunks)
-            if missing and (entry is None or os.path.exists(path)):
-                return  # raced with an eviction or a new put: nothing is wrong
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-            if entry is not None:
-                size, last_use = _ENTRY.unpack(entry)
-                txn.delete(digest, db=self._chunks)
-                txn.delete(_U64.pack(last_use) + digest, db=self._lru)
-                self._add_totals(txn, -size, -1)
-        why = "its file is missing" if missing else "its file does not match its digest"
+            raw = txn.get(digest, db=self._chunks)
+            if raw is None or _ENTRY.unpack(raw)[1] != fid:
+                return  # evicted or stored again meanwhile: nothing is wrong
+            # a file that is gone takes all its chunks with it
+            self._remove(txn, fid, [digest] if os.path.exists(self._file_path(fid)) else self._members(txn, fid))
         log.warning("cache chunk %s dropped: %s", digest.hex(), why)
 
     def _evict_if_needed(self, total: int) -> None:
@@ -433,27 +519,36 @@ class ChunkCache:
         if not batch:
             return
         with self._txn(write=True) as txn:
+            newest: dict[bytes, int] = {}
             for digest, stamp in batch.items():
                 entry = txn.get(digest, db=self._chunks)
-                if entry is None:
-                    continue  # evicted meanwhile
-                size, old = _ENTRY.unpack(entry)
+                if entry is not None:  # else evicted meanwhile
+                    fid = _ENTRY.unpack(entry)[1]
+                    newest[fid] = max(stamp, newest.get(fid, 0))
+            for fid, stamp in newest.items():
+                row = txn.get(fid, db=self._files)
+                if row is None:
+                    continue
+                old, nbytes, count = _FILE.unpack(row)
                 if stamp > old:
-                    txn.delete(_U64.pack(old) + digest, db=self._lru)
-                    txn.put(_U64.pack(stamp) + digest, b"", db=self._lru)
-                    txn.put(digest, _ENTRY.pack(size, stamp), db=self._chunks)
+                    txn.delete(_U64.pack(old) + fid, db=self._lru)
+                    txn.put(_U64.pack(stamp) + fid, b"", db=self._lru)
+                    txn.put(fid, _FILE.pack(stamp, nbytes, count), db=self._files)
 
     # --- files -------------------------------------------------------------
 
-    def _path(self, digest: bytes) -> str:
+    @staticmethod
+    def _check_digest(digest: bytes) -> None:
         if not isinstance(digest, bytes) or len(digest) != 16:
             raise ValueError(f"a chunk digest is 16 bytes, got {digest!r}")
-        h = digest.hex()
+
+    def _file_path(self, fid: bytes) -> str:
+        h = fid.hex()
         return os.path.join(self._chunk_dir, h[:2], h)
 
-    def _read_file(self, digest: bytes, offset: int, length: int) -> bytes:
-        """Bytes of a chunk file (``length`` -1: to its end); ``FileNotFoundError`` if it is gone."""
-        path = self._path(digest)
+    def _read_file(self, fid: bytes, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset`` of a cache file; ``FileNotFoundError`` if it is gone."""
+        path = self._file_path(fid)
         if self._direct:
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
@@ -463,17 +558,17 @@ class ChunkCache:
                 self._direct = False  # this file system cannot: buffered from now on
             else:
                 try:
-                    return _read_direct(fd, offset, os.fstat(fd).st_size if length < 0 else length)
+                    return _read_direct(fd, offset, length)
                 finally:
                     os.close(fd)
         fd = os.open(path, os.O_RDONLY)
         try:
-            return os.pread(fd, os.fstat(fd).st_size if length < 0 else length, offset)
+            return os.pread(fd, length, offset)
         finally:
             os.close(fd)
 
-    def _write_temp(self, data: bytes) -> str:
-        """Write ``data`` to a new temp file; remove it on any failure.
+    def _write_temp(self, parts: list[bytes | memoryview]) -> str:
+        """Write the concatenation of ``parts`` to a new temp file; remove it on any failure.
 
         No fsync: it cost more than the fetch itself for small chunks (see the
         module docstring for why that is safe).
@@ -492,10 +587,7 @@ class ChunkCache:
             if fd < 0:
                 fd = os.open(tmp, flags, 0o644)
             try:
-                if self._direct:
-                    _write_direct(fd, data)
-                else:
-                    _write_all(fd, data)
+                (_write_direct if self._direct else _write_all)(fd, parts)
             finally:
                 os.close(fd)
         except BaseException:

@@ -37,7 +37,7 @@ from ..errors import CacheUnusable
 
 #: Version of the directory layout and of the shared ``meta`` keys.  Bump it
 #: when an older mountfs could misread what a newer one writes.
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 
 #: Sparse on Linux: the file grows only as pages are used.
 MAP_SIZE = 64 << 30
@@ -106,6 +106,8 @@ class CacheEnv:
                         # Data without a layout key: not ours, or half-written.
                         raise _unusable(self.directory, "its index has no layout version")
                     txn.put(_LAYOUT_KEY, str(LAYOUT_VERSION).encode(), db=meta)
+                elif found == b"1":
+                    self._upgrade_from_1(txn, meta)
                 elif found != str(LAYOUT_VERSION).encode():
                     raise _unusable(
                         self.directory,
@@ -114,6 +116,19 @@ class CacheEnv:
                     )
         except lmdb.Error as exc:
             raise _unusable(self.directory, f"its index is damaged ({exc})") from exc
+
+    def _upgrade_from_1(self, txn: lmdb.Transaction, meta: Any) -> None:
+        """Layout 1 kept one file per chunk; layout 2 files hold many chunks.  A
+        cache may forget: the old chunks are dropped, file tables stay."""
+        for name in (b"chunks", b"lru"):
+            txn.drop(self._env.open_db(name, txn=txn, create=True), delete=False)
+        for key in (b"chunks.bytes", b"chunks.count"):
+            txn.delete(key, db=meta)
+        chunk_dir = os.path.join(self.directory, "chunks")
+        if os.path.isdir(chunk_dir):
+            os.makedirs(os.path.join(self.directory, "tmp"), exist_ok=True)
+            os.rename(chunk_dir, os.path.join(self.directory, "tmp", f"trash-layout1-{os.getpid()}"))
+        txn.put(_LAYOUT_KEY, str(LAYOUT_VERSION).encode(), db=meta)
 
     @property
     def env(self) -> lmdb.Environment:

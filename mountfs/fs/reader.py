@@ -41,6 +41,8 @@ DIR_PREFETCH_FILES = 160
 DIR_AHEAD_MAX = 16 << 20
 #: directory streams remembered (readers going through different folders at once)
 DIR_STREAMS = 32
+#: recently fetched chunks kept in memory until read (read-ahead lands here)
+HOT_BYTES = 16 << 20
 #: sequential read-ahead window, in chunks
 WINDOW_START = 2
 WINDOW_MAX = 32
@@ -110,6 +112,8 @@ class Reader:
         self._starts: OrderedDict[tuple[bytes, int], list[int]] = OrderedDict()
         self._streams: OrderedDict[int, _Stream] = OrderedDict()
         self._dirs: deque[_DirStream] = deque(maxlen=DIR_STREAMS)
+        self._hot: OrderedDict[bytes, bytes | memoryview] = OrderedDict()
+        self._hot_bytes = 0
 
     # --- the read path -----------------------------------------------------------
 
@@ -130,7 +134,9 @@ class Reader:
             c = node.chunks[j]
             lo = max(offset, starts[j]) - starts[j]
             hi = min(end, starts[j] + c.size) - starts[j]
-            data = self.cache.read(c.digest, lo, hi - lo)
+            data = self._from_hot(c, lo, hi)
+            if data is None:
+                data = self.cache.read(c.digest, lo, hi - lo)
             if data is None or len(data) != hi - lo:
                 missing.append(c)
                 data = None
@@ -147,7 +153,8 @@ class Reader:
                     c = node.chunks[j]
                     lo = max(offset, starts[j]) - starts[j]
                     hi = min(end, starts[j] + c.size) - starts[j]
-                    pieces[k] = got[c.digest][lo:hi]
+                    piece = self._from_hot(c, lo, hi)  # so that it is dropped from there once read
+                    pieces[k] = piece if piece is not None else got[c.digest][lo:hi]
         else:
             self.stats.hits += 1
             if offset == 0:
@@ -190,6 +197,29 @@ class Reader:
         else:
             self._starts.move_to_end(key)
         return starts
+
+    # --- recently fetched chunks ---------------------------------------------------
+
+    def _keep_hot(self, digest: bytes, data: bytes | memoryview) -> None:
+        # what was just fetched is about to be read (read-ahead): serve it from
+        # memory rather than reading it back from the cache file on disk
+        old = self._hot.pop(digest, None)
+        if old is not None:
+            self._hot_bytes -= len(old)
+        # a copy: a view would keep the whole fetched range alive
+        self._hot[digest] = data = bytes(data)
+        self._hot_bytes += len(data)
+        while self._hot_bytes > HOT_BYTES:
+            self._hot_bytes -= len(self._hot.popitem(last=False)[1])
+
+    def _from_hot(self, c: ChunkRef, lo: int, hi: int) -> bytes | None:
+        data = self._hot.get(c.digest)
+        if data is None:
+            return None
+        if hi >= c.size:  # read to its end: done with it
+            del self._hot[c.digest]
+            self._hot_bytes -= len(data)
+        return bytes(data[lo:hi])
 
     # --- prefetch ------------------------------------------------------------------
 
@@ -309,6 +339,7 @@ class Reader:
             got = await trio.to_thread.run_sync(self._fetch_blocking, store, group, limiter=self._limiter)
             self.stats.fetches += 1
             for c in group:
+                self._keep_hot(c.digest, got[c.digest])
                 f = self._inflight.pop(c.digest)
                 f.data = got[c.digest]
                 f.event.set()

@@ -43,25 +43,32 @@ def open_cache(tmp_path):
 
 
 def check_consistent(cache: ChunkCache) -> dict[bytes, int]:
-    """Index, LRU table, totals and files agree exactly; return digest -> size."""
+    """Index, file rows, members, LRU table, totals and files agree exactly; return digest -> size."""
     env = cache._cenv.env
     with env.begin() as txn:
-        entries = {k: v for k, v in txn.cursor(db=cache._chunks)}
+        entries = {k: chunks_mod._ENTRY.unpack(v) for k, v in txn.cursor(db=cache._chunks)}
+        files = {k: chunks_mod._FILE.unpack(v) for k, v in txn.cursor(db=cache._files)}
+        members = [k for k, _ in txn.cursor(db=cache._members_db)]
         lru = [k for k, _ in txn.cursor(db=cache._lru)]
         total = cache._u64(txn, b"chunks.bytes")
         count = cache._u64(txn, b"chunks.count")
-    sizes = {d: chunks_mod._ENTRY.unpack(v)[0] for d, v in entries.items()}
-    uses = {d: chunks_mod._ENTRY.unpack(v)[1] for d, v in entries.items()}
-    assert sorted(lru) == sorted(chunks_mod._U64.pack(uses[d]) + d for d in entries)
+    sizes = {d: e[0] for d, e in entries.items()}
+    assert sorted(members) == sorted(fid + d for d, (_, fid, _) in entries.items())
+    assert set(files) == {fid for _, fid, _ in entries.values()}
+    for fid, (_, nbytes, n) in files.items():
+        mine = [size for size, f, _ in entries.values() if f == fid]
+        assert (nbytes, n) == (sum(mine), len(mine))
+    assert sorted(lru) == sorted(chunks_mod._U64.pack(use) + fid for fid, (use, _, _) in files.items())
     assert total == sum(sizes.values()) and count == len(sizes)
     on_disk = {}
-    for root, _, files in os.walk(cache._chunk_dir):
-        for name in files:
+    for root, _, names in os.walk(cache._chunk_dir):
+        for name in names:
             with open(os.path.join(root, name), "rb") as fh:
-                data = fh.read()
-            assert xxhash.xxh3_128_digest(data).hex() == name
-            on_disk[bytes.fromhex(name)] = len(data)
-    assert on_disk == sizes
+                on_disk[bytes.fromhex(name)] = fh.read()
+    # every file holds at least one indexed chunk, and every chunk is where the index says
+    assert set(on_disk) == set(files)
+    for d, (size, fid, offset) in entries.items():
+        assert xxhash.xxh3_128_digest(on_disk[fid][offset:offset + size]) == d
     assert [n for n in os.listdir(cache._tmp_dir) if n.endswith(".tmp")] == []
     return sizes
 
@@ -97,7 +104,7 @@ def test_damaged_chunk_file_is_dropped(open_cache, caplog, damage):
     cache = open_cache()
     data, d = chunk(3, 500)
     cache.put(d, data)
-    path = cache._path(d)
+    path, _ = _file_of(cache, d)
     if damage == "delete":
         os.unlink(path)
     else:
@@ -419,3 +426,67 @@ def test_put_many_is_one_transaction_and_consistent(open_cache):
     with pytest.raises(IntegrityError):
         cache.put_many([(bad_d, bad_data + b"x")])
     assert not cache.contains(bad_d)
+
+
+def _file_of(cache: ChunkCache, digest: bytes) -> tuple[str, int]:
+    with cache._cenv.env.begin() as txn:
+        _, fid, offset = chunks_mod._ENTRY.unpack(txn.get(digest, db=cache._chunks))
+    return cache._file_path(fid), offset
+
+
+def test_chunks_put_together_share_a_file_and_leave_together(open_cache):
+    cache = open_cache(max_size=10_000)
+    first = [chunk(i, 1000) for i in range(4)]
+    second = [chunk(i, 1000) for i in range(10, 14)]
+    cache.put_many((d, data) for data, d in first)
+    cache.put_many((d, data) for data, d in second)
+    assert len({_file_of(cache, d)[0] for _, d in first}) == 1
+    assert sorted(_file_of(cache, d)[1] for _, d in first) == [0, 1000, 2000, 3000]
+    with cache.pinned([first[3][1]]):  # one chunk pins its whole file
+        assert cache.evict(4000) == 4000
+    assert set(check_consistent(cache)) == {d for _, d in first}
+    cache.put_many((d, data) for data, d in second)
+    assert cache.get(first[2][1]) == first[2][0]  # one chunk used: its whole file is the newest
+    assert cache.evict(4000) == 4000
+    assert set(check_consistent(cache)) == {d for _, d in first}
+
+
+@pytest.mark.allow_warnings
+def test_a_damaged_chunk_in_a_shared_file_drops_only_itself(open_cache, tmp_path, caplog):
+    items = [chunk(i, 5000) for i in range(3)]
+    cache = open_cache()
+    cache.put_many((d, data) for data, d in items)
+    path, offset = _file_of(cache, items[1][1])
+    cache.close()
+    with open(path, "r+b") as fh:
+        fh.seek(offset + 10)
+        fh.write(b"\xff" * 10)
+    cache = open_cache()  # a new process would not trust the file either
+    assert cache.read(items[1][1], 0, 100) is None
+    assert items[1][1].hex() in caplog.text
+    assert cache.read(items[0][1], 0, 100) == items[0][0][:100]
+    assert cache.get(items[2][1]) == items[2][0]
+    assert set(check_consistent(cache)) == {items[0][1], items[2][1]}
+
+
+def test_a_layout_1_cache_is_emptied_and_keeps_its_file_tables(tmp_path):
+    directory = tmp_path / "cache"
+    cenv = open_env(str(directory))
+    meta, old_chunks, tables = cenv.db("meta"), cenv.db("chunks"), cenv.db("ft_versions")
+    with cenv.env.begin(write=True) as txn:
+        txn.put(b"layout", b"1", db=meta)
+        txn.put(b"chunks.bytes", chunks_mod._U64.pack(3), db=meta)
+        txn.put(b"\x01" * 16, b"old-entry-format", db=old_chunks)
+        txn.put(b"v1", b"a file table row", db=tables)
+    release_env(cenv)
+    os.makedirs(directory / "chunks" / "01")
+    (directory / "chunks" / "01" / ("01" * 16)).write_bytes(b"old")
+    with ChunkCache(str(directory), 1 << 20) as cache:
+        assert cache.stats()["size"] == 0 and check_consistent(cache) == {}
+        tables = cache._cenv.db("ft_versions")
+        with cache._cenv.env.begin() as txn:
+            assert txn.get(b"v1", db=tables) == b"a file table row"
+            assert txn.get(b"layout", db=cache._meta) == b"2"
+        data, d = chunk(1, 100)
+        cache.put(d, data)
+        assert cache.get(d) == data
