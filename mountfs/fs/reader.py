@@ -98,7 +98,7 @@ class Reader:
         tree: Tree,
         cache: ChunkCache,
         nursery: trio.Nursery,
-        max_fetches: int = 8,
+        max_fetches: int = 4,
         source: Callable[[str], tuple[Backend, str]] | None = None,
     ):
         self.tree = tree
