@@ -118,6 +118,24 @@ def in_key_order(pages: Iterable[ObjectInfo], already_sorted: bool) -> Iterator[
         yield from sorted(pages, key=lambda o: o.key)
 
 
+def split_parts(parts: list[bytes | memoryview], piece: int) -> list[list[memoryview]]:
+    """The concatenation of ``parts`` cut into pieces of ``piece`` bytes (the last one
+    shorter), each a list of views: multipart uploads without joining or copying."""
+    out: list[list[memoryview]] = [[]]
+    room = piece
+    for part in parts:
+        view = memoryview(part).cast("B")
+        while len(view):
+            if room == 0:
+                out.append([])
+                room = piece
+            take = view[:room]
+            out[-1].append(take)
+            room -= len(take)
+            view = view[len(take):]
+    return [p for p in out if p]
+
+
 class PartsReader(io.RawIOBase):
     """A seekable file over a list of buffers, so a pack can be sent without joining it."""
 

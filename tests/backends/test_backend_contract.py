@@ -303,6 +303,14 @@ def test_put_parts_writes_the_concatenation(backend) -> None:
     assert backend.get("packs/joined") == b"".join(bytes(p) for p in parts)
 
 
+def test_put_parts_of_a_big_pack(backend) -> None:
+    # S3 sends a pack this big as a multipart upload of several parts at once
+    parts = [blob(7 * MiB + 3, seed=1), memoryview(blob(13 * MiB, seed=2)), b"", blob(5, seed=3)]
+    backend.put_parts("packs/big", parts)
+    assert backend.get("packs/big") == b"".join(bytes(p) for p in parts)
+    assert [o.key for o in backend.list()] == ["packs/big"]
+
+
 def test_staged_object_appears_only_when_committed(backend) -> None:
     parts = [os.urandom(2000), memoryview(os.urandom(1 << 20))]
     staged = backend.stage_parts("packs/staged", parts)
