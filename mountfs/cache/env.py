@@ -5,7 +5,7 @@ module is the only place in it that calls ``lmdb.open``.  A cache directory
 looks like this::
 
     <dir>/index/data.mdb, lock.mdb   the LMDB environment (this module)
-    <dir>/chunks/<hex[:2]>/<hex>     chunk bytes, named by digest (chunks.py)
+    <dir>/chunks/<hex[:2]>/<hex>     chunk bytes, several chunks per file (chunks.py)
     <dir>/tmp/                       temp files being written; swept here on first open
 
 Sub-databases are named; each table module opens its own with
