@@ -28,7 +28,17 @@ class Session:
         self._stores: dict[str, Store] = {}
         self._cache: ChunkCache | None = None
         self._sources: dict[str, Backend] = {}
-        self.catalog = Catalog(self.store().backend)
+        self._catalog: Catalog | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog of the default store, opened on first use (cache commands work without a store)."""
+        if self._catalog is None:
+            catalog = Catalog(self.store().backend)
+            with _lock:
+                if self._catalog is None:
+                    self._catalog = catalog
+        return self._catalog
 
     def store(self, url: str = "") -> Store:
         """The store at ``url`` ("" = the catalog's own store), opened once per process."""

@@ -159,3 +159,18 @@ def test_source_changed_before_upload(env, mountfs):
     assert "labels.csv" in line
     mountfs("add", "--files", src)  # adding it again fixes it
     mountfs("close")
+
+
+def test_cache_commands_need_no_store(env, mountfs, monkeypatch):
+    # the cache is local: a store that cannot be reached must not stop info, evict or clear
+    import xxhash
+
+    from mountfs.cache import ChunkCache
+
+    with ChunkCache(str(env.cache), 1 << 30) as cache:
+        cache.put(xxhash.xxh3_128_digest(b"chunk"), b"chunk")
+    monkeypatch.setenv("MOUNTFS_STORE", "s3://127.0.0.1:9/nowhere")
+    assert mountfs.json("cache", "info")["count"] > 0
+    mountfs("cache", "evict", "--to", "0")
+    mountfs("cache", "clear")
+    assert mountfs.json("cache", "info")["count"] == 0
