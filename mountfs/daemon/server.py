@@ -211,20 +211,25 @@ class Daemon:
         batch_bytes = 0
         store = None
         # path order is pack order: batches become a few large ranged reads, fetched in parallel
-        for n, ino in enumerate(sorted(files)):
+        for ino in sorted(files):
             m, node = self.tree.file(ino)
             if batch and m.store is not store:  # versions in different stores: one batch per store
                 await self.reader.fetch(store, batch)
                 batch = []
             store = m.store
-            batch.extend(c for c in node.chunks if not self.sess.cache.contains(c.digest))
-            batch_bytes += node.size
-            if batch_bytes >= WARMUP_BATCH or n == len(files) - 1:
-                if batch:
-                    await self.reader.fetch(m.store, batch)
-                done += batch_bytes
-                batch, batch_bytes = [], 0
-                await send({"progress": done, "total": total})
+            # big files are cut into batches too: a batch is what one fetch() waits for
+            for c in node.chunks:
+                if not self.sess.cache.contains(c.digest):
+                    batch.append(c)
+                batch_bytes += c.size
+                if batch_bytes >= WARMUP_BATCH:
+                    await self.reader.fetch(store, batch)
+                    done += batch_bytes
+                    batch, batch_bytes = [], 0
+                    await send({"progress": done, "total": total})
+        if batch:
+            await self.reader.fetch(store, batch)
+        await send({"progress": total, "total": total})
         return {"files": len(files), "bytes": total}
 
 

@@ -299,8 +299,17 @@ class Reader:
             self._nursery.start_soon(self._prefetch, m.store, ahead)
 
     async def fetch(self, store: Store, refs: list[ChunkRef]) -> None:
-        """Fetch ``refs`` into the cache (for warmup); raises if any fails."""
-        await self._fetch(store, refs, wanted={c.digest for c in refs})
+        """Fetch ``refs`` into the cache (for warmup); raises if any fails.
+
+        Nothing is kept in memory: not the bytes (a warmup batch is tens of
+        MiB), not in the read-ahead memory (nobody is about to read them).
+        """
+        waits = self._start(store, refs, hot=False)
+        while waits:
+            f = waits.pop(0)[1]
+            await f.event.wait()
+            if f.error is not None:
+                raise f.error
 
     async def _prefetch(self, store: Store, refs: list[ChunkRef]) -> None:
         try:
@@ -310,8 +319,8 @@ class Reader:
 
     # --- fetching --------------------------------------------------------------------
 
-    async def _fetch(self, store: Store, refs: list[ChunkRef], wanted: set[bytes]) -> dict[bytes, bytes]:
-        """Fetch ``refs`` (sharing fetches already running); return the ``wanted`` chunks' bytes."""
+    def _start(self, store: Store, refs: list[ChunkRef], hot: bool) -> list[tuple[bytes, _Inflight]]:
+        """Start fetching what of ``refs`` is not on its way yet; the in-flight entry of each."""
         mine: list[ChunkRef] = []
         waits: dict[bytes, _Inflight] = {}
         for c in refs:
@@ -323,7 +332,12 @@ class Reader:
                 mine.append(c)
             waits[c.digest] = f
         for group in _groups(mine):
-            self._nursery.start_soon(self._fetch_group, store, group)
+            self._nursery.start_soon(self._fetch_group, store, group, hot)
+        return list(waits.items())
+
+    async def _fetch(self, store: Store, refs: list[ChunkRef], wanted: set[bytes]) -> dict[bytes, bytes]:
+        """Fetch ``refs`` (sharing fetches already running); return the ``wanted`` chunks' bytes."""
+        waits = dict(self._start(store, refs, hot=True))
         out: dict[bytes, bytes] = {}
         for digest in wanted:
             f = waits[digest]
@@ -333,13 +347,14 @@ class Reader:
             out[digest] = f.data  # type: ignore[assignment]
         return out
 
-    async def _fetch_group(self, store: Store, group: list[ChunkRef]) -> None:
+    async def _fetch_group(self, store: Store, group: list[ChunkRef], hot: bool) -> None:
         self.stats.inflight += 1
         try:
             got = await trio.to_thread.run_sync(self._fetch_blocking, store, group, limiter=self._limiter)
             self.stats.fetches += 1
             for c in group:
-                self._keep_hot(c.digest, got[c.digest])
+                if hot:
+                    self._keep_hot(c.digest, got[c.digest])
                 f = self._inflight.pop(c.digest)
                 f.data = got[c.digest]
                 f.event.set()
