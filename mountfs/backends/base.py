@@ -41,6 +41,18 @@ class Backend(abc.ABC):
     def get_range(self, key: str, offset: int, length: int) -> bytes:
         """Return ``length`` bytes from ``offset`` (fewer only at end of object)."""
 
+    def get_ranges(self, key: str, offset: int, spans: list[tuple[int, int]]) -> list[bytes | memoryview]:
+        """The bytes of each ``(start, length)`` of ``spans`` (sorted, not overlapping,
+        relative to ``offset``), read with one ranged request; the gaps are skipped.
+
+        Backends that can read a response piece by piece override this, so a
+        fetch of many chunks never holds them in one more buffer.
+        """
+        if not spans:
+            return []
+        blob = memoryview(self.get_range(key, offset, spans[-1][0] + spans[-1][1]))
+        return [blob[start:start + length] for start, length in spans]
+
     @abc.abstractmethod
     def put(self, key: str, data: bytes | memoryview) -> None:
         """Write the object atomically: readers see the old or the new bytes, never a part."""

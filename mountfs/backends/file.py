@@ -83,6 +83,18 @@ class FileBackend(Backend):
         finally:
             os.close(fd)
 
+    def get_ranges(self, key: str, offset: int, spans: list[tuple[int, int]]) -> list[bytes | memoryview]:
+        try:
+            fd = os.open(self._path(key), os.O_RDONLY)
+        except OSError as exc:
+            raise _map_oserror(exc, key) from None
+        try:
+            return [os.pread(fd, n, offset + start) for start, n in spans]
+        except OSError as exc:
+            raise _map_oserror(exc, key) from None
+        finally:
+            os.close(fd)
+
     def _write_temp(self, key: str, write, sync: bool = True) -> Path:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)

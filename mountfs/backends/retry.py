@@ -89,6 +89,9 @@ class RetryingBackend(Backend):
     def get_range(self, key: str, offset: int, length: int) -> bytes:
         return self._call("ranged get", key, lambda: self.inner.get_range(key, offset, length))
 
+    def get_ranges(self, key: str, offset: int, spans: list[tuple[int, int]]) -> list[bytes | memoryview]:
+        return self._call("ranged get", key, lambda: self.inner.get_ranges(key, offset, spans))
+
     def put(self, key: str, data: bytes | memoryview) -> None:
         self._call("put", key, lambda: self.inner.put(key, data))
 

@@ -206,8 +206,9 @@ class Reader:
         old = self._hot.pop(digest, None)
         if old is not None:
             self._hot_bytes -= len(old)
-        # a copy: a view would keep the whole fetched range alive
-        self._hot[digest] = data = bytes(data)
+        if isinstance(data, memoryview):  # a view would keep the whole fetched range alive
+            data = bytes(data)
+        self._hot[digest] = data
         self._hot_bytes += len(data)
         while self._hot_bytes > HOT_BYTES:
             self._hot_bytes -= len(self._hot.popitem(last=False)[1])

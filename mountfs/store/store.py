@@ -85,6 +85,8 @@ class Store:
             group.sort(key=lambda r: r.offset)
             run: list[ChunkRef] = []
             for r in group:
+                if run and r.offset == run[-1].offset:
+                    continue  # the same chunk asked for twice
                 if run and r.offset > run[-1].offset + run[-1].length + COALESCE_GAP:
                     self._read_run(pack_id, run, out)
                     run = []
@@ -96,16 +98,13 @@ class Store:
     def _read_run(self, pack_id: str, run: list[ChunkRef], out: dict[bytes, bytes]) -> None:
         key = pack_key(pack_id)
         start = run[0].offset
-        end = max(r.offset + r.length for r in run)
         for attempt in (1, 2):
             try:
-                blob = self.backend.get_range(key, start, end - start)
+                pieces = self.backend.get_ranges(key, start, [(r.offset - start, r.length) for r in run])
             except ObjectNotFound:
                 raise IntegrityError(f"pack {key} is missing from store {self.url}: the version is damaged") from None
-            view = memoryview(blob)
             try:
-                for r in run:
-                    stored = view[r.offset - start:r.offset - start + r.length]
+                for r, stored in zip(run, pieces):
                     out[r.digest] = decode_chunk(stored, r.codec, r.size, r.digest, f"{self.url}/{key}")
                 return
             except IntegrityError:

@@ -303,6 +303,19 @@ def test_put_parts_writes_the_concatenation(backend) -> None:
     assert backend.get("packs/joined") == b"".join(bytes(p) for p in parts)
 
 
+def test_get_ranges_reads_pieces_and_skips_gaps(backend) -> None:
+    data = blob(3 * MiB, seed=9)
+    backend.put("packs/p", data)
+    spans = [(0, 10), (10, 5), (1000, MiB), (2 * MiB, 7)]
+    got = backend.get_ranges("packs/p", 100, spans)
+    assert [bytes(g) for g in got] == [data[100 + a:100 + a + n] for a, n in spans]
+    assert backend.get_ranges("packs/p", 100, []) == []
+    tail = backend.get_ranges("packs/p", 3 * MiB - 4, [(0, 4), (2, 2)][:1])
+    assert [bytes(g) for g in tail] == [data[-4:]]
+    with pytest.raises(ObjectNotFound):
+        backend.get_ranges("packs/absent", 0, [(0, 1)])
+
+
 def test_put_parts_of_a_big_pack(backend) -> None:
     # S3 sends a pack this big as a multipart upload of several parts at once
     parts = [blob(7 * MiB + 3, seed=1), memoryview(blob(13 * MiB, seed=2)), b"", blob(5, seed=3)]
