@@ -5,10 +5,13 @@
   fetched is waited for, never fetched twice.
 - A miss at the start of a small file also fetches the next files of the
   version (path order = pack order), so a directory read front to back costs a
-  few large reads instead of one request per file.
+  few large reads instead of one request per file; reads reaching the middle
+  of such a batch start the next one, so readers never wait at a batch's end.
 - Reads that continue where the previous one ended prefetch ahead in the
   background with a window that doubles while the reads stay sequential
   (mountpoint-s3's scheme), bounded per file and by the worker limit.
+- What read-ahead fetched waits in memory (``HOT_BYTES``) for the read that
+  follows, instead of being read back from the cache file.
 - Every fetched chunk was verified by the store; the cache verifies on put.
 """
 
