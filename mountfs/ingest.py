@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import os
 import posixpath
 import stat
@@ -92,8 +93,10 @@ def cut_all(
             out.append((src, dpath, cut))
         return out
 
-    parts = list(_batches(items, batch, batch_bytes))
-    if max_workers <= 1 or len(parts) <= 1:
+    batches = _batches(items, batch, batch_bytes)
+    head = list(itertools.islice(batches, 2))
+    parts = itertools.chain(head, batches)
+    if max_workers <= 1 or len(head) <= 1:
         for part in parts:
             yield from one_batch(part)
         return
