@@ -37,6 +37,8 @@ UNSYNCED_PACKS = 8
 #: sources up to this size are read ahead by worker threads (many small files: I/O latency bound)
 READ_AHEAD_MAX = 4 << 20
 READ_AHEAD_DEPTH = 256
+#: and at most this many bytes of them (packs being built and sent hold the rest)
+READ_AHEAD_BYTES = 8 << 20
 
 
 def _read_ahead(sources: Iterable[ChunkSource], known: dict, read_workers: int) -> Iterator[ChunkSource]:
@@ -47,17 +49,22 @@ def _read_ahead(sources: Iterable[ChunkSource], known: dict, read_workers: int) 
     the store already has are not read at all.
     """
     with ThreadPoolExecutor(read_workers) as pool:
-        queue: deque[tuple[list, object]] = deque()
+        queue: deque[tuple[list, object, int]] = deque()
+        ahead = 0  # bytes read ahead and not yet handed on
         for chunk_list, read in sources:
-            small = sum(n for _, n in chunk_list) <= READ_AHEAD_MAX
-            if small and any(d not in known for d, _ in chunk_list):
-                queue.append((chunk_list, pool.submit(lambda r=read: list(r()))))
+            size = sum(n for _, n in chunk_list)
+            if size <= READ_AHEAD_MAX and any(d not in known for d, _ in chunk_list):
+                queue.append((chunk_list, pool.submit(lambda r=read: list(r())), size))
+                ahead += size
             else:
-                queue.append((chunk_list, read))
-            while len(queue) > READ_AHEAD_DEPTH:
-                yield _resolved(*queue.popleft())
+                queue.append((chunk_list, read, 0))
+            while len(queue) > READ_AHEAD_DEPTH or ahead > READ_AHEAD_BYTES:
+                chunk_list, got, size = queue.popleft()
+                ahead -= size
+                yield _resolved(chunk_list, got)
         while queue:
-            yield _resolved(*queue.popleft())
+            chunk_list, got, _ = queue.popleft()
+            yield _resolved(chunk_list, got)
 
 
 def _resolved(chunk_list: list, read_or_future) -> ChunkSource:
@@ -85,8 +92,8 @@ def upload_chunks(
     stats = UploadStats()
     seen: set[bytes] = set()
     lock = threading.Lock()
-    # bound memory: at most max_workers packs being encoded/sent plus one filling
-    slots = threading.BoundedSemaphore(max_workers + 1)
+    # bound memory: at most max_workers packs being encoded/sent plus the one filling
+    slots = threading.BoundedSemaphore(max_workers)
     # and packs written but not yet made durable (page cache, not our memory)
     unsynced = threading.BoundedSemaphore(UNSYNCED_PACKS)
     futures: list[Future] = []
