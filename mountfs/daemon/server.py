@@ -168,6 +168,7 @@ class Daemon:
             "reads": stats.reads if stats else 0,
             "read_hits": stats.hits if stats else 0,
             "chunk_misses": stats.misses if stats else 0,
+            "read_ahead_hits": stats.hot_hits if stats else 0,
             "bytes_read": stats.bytes_read if stats else 0,
             "bytes_fetched": stats.bytes_fetched if stats else 0,
             "fetches": stats.fetches if stats else 0,

@@ -89,6 +89,7 @@ class ReadStats:
     bytes_fetched: int = 0
     fetches: int = 0
     prefetched_chunks: int = 0
+    hot_hits: int = 0
     errors: int = 0
     inflight: int = field(default=0)
 
@@ -220,6 +221,7 @@ class Reader:
         data = self._hot.get(c.digest)
         if data is None:
             return None
+        self.stats.hot_hits += 1
         if hi >= c.size:  # read to its end: done with it
             del self._hot[c.digest]
             self._hot_bytes -= len(data)
