@@ -33,7 +33,7 @@ from azure.storage.blob import BlobServiceClient
 
 from ..errors import (AlreadyExists, ConfigError, ObjectNotFound, PermissionDenied, StoreError, TransientStoreError,
                       UsageError)
-from .base import Backend, ObjectInfo, in_key_order
+from .base import Backend, ObjectInfo, Prefixed, first_line, in_key_order
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -138,15 +138,13 @@ def _settings_from_config(url: str, config: "Config | None") -> AzureSettings:
     return s
 
 
-class AzureBackend(Backend):
+class AzureBackend(Prefixed, Backend):
     """Objects are block blobs under ``container/prefix/``; one thread-safe client."""
 
     def __init__(self, settings: AzureSettings) -> None:
         self.account = settings.account
         self.container_name = settings.container
-        self._root = settings.prefix.strip("/") + "/" if settings.prefix.strip("/") else ""
-        self.url = f"azure://{settings.host}/{self.container_name}" + (
-            f"/{self._root.rstrip('/')}" if self._root else "")
+        self._root_at(f"azure://{settings.host}/{self.container_name}", settings.prefix)
         self._secrets = [v for v in (settings.connection_string, settings.account_key, settings.sas_token) if v]
         self._concurrency = settings.max_concurrency
         # Azure lists in ordinal (byte) order, Python's str order for the
@@ -192,7 +190,7 @@ class AzureBackend(Backend):
         if isinstance(exc, HttpResponseError):
             code = str(exc.error_code or "")
             status = exc.status_code or 0
-            detail = self._scrub(f"{code or status}: {_first_line(exc.reason or str(exc.message))}")
+            detail = self._scrub(f"{code or status}: {first_line(exc.reason or str(exc.message))}")
             if code == "ContainerNotFound":
                 return StoreError(f"{what} failed: container {self.container_name!r} does not exist; "
                                   "create it or fix the store URL")
@@ -211,10 +209,10 @@ class AzureBackend(Backend):
             return StoreError(f"{what} failed ({detail})")
         if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
             # refused, reset, timed out: the request or its answer was lost
-            return TransientStoreError(f"{what} failed: {type(exc).__name__}: {self._scrub(_first_line(str(exc)))}")
+            return TransientStoreError(f"{what} failed: {type(exc).__name__}: {self._scrub(first_line(str(exc)))}")
         if isinstance(exc, ValueError):
-            return StoreError(f"{what} failed: {self._scrub(_first_line(str(exc)))}")
-        return StoreError(f"{what} failed: {type(exc).__name__}: {self._scrub(_first_line(str(exc)))}")
+            return StoreError(f"{what} failed: {self._scrub(first_line(str(exc)))}")
+        return StoreError(f"{what} failed: {type(exc).__name__}: {self._scrub(first_line(str(exc)))}")
 
     def _fail(self, exc: BaseException, op: str, key: str) -> StoreError:
         """The mapped error, chained to ``exc`` unless ``exc``'s text holds a secret (e.g. a SAS URL)."""
@@ -225,11 +223,6 @@ class AzureBackend(Backend):
         else:
             mapped.__suppress_context__ = True
         return mapped
-
-    def _key(self, key: str) -> str:
-        if not key or key.startswith("/"):
-            raise StoreError(f"invalid object key {key!r}")
-        return self._root + key
 
     # --- the interface -------------------------------------------------------
 
@@ -319,9 +312,3 @@ def _default_credential() -> Any:
     except ImportError:
         return None
     return DefaultAzureCredential()
-
-
-def _first_line(text: str) -> str:
-    """The first line of a server message, bounded: enough to act on, never a dump."""
-    text = (text or "").strip()
-    return text.splitlines()[0][:300] if text else "no message"

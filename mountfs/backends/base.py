@@ -118,6 +118,32 @@ class Staged:
         """Drop a staged object that will not be committed (already-committed objects stay)."""
 
 
+class Prefixed:
+    """Object names of a store rooted at a folder of a bucket or container: ``<prefix>/<key>``."""
+
+    url: str
+    _root: str
+
+    def _root_at(self, base_url: str, prefix: str) -> None:
+        """Set ``url`` and the name prefix for the folder ``prefix`` of ``base_url``."""
+        folder = prefix.strip("/")
+        self._root = folder + "/" if folder else ""
+        self.url = base_url + (f"/{folder}" if folder else "")
+
+    def _key(self, key: str) -> str:
+        from ..errors import StoreError
+
+        if not key or key.startswith("/"):
+            raise StoreError(f"invalid object key {key!r}")
+        return self._root + key
+
+
+def first_line(text: str) -> str:
+    """The first line of a server message, bounded: enough to act on, never a dump."""
+    text = (text or "").strip()
+    return text.splitlines()[0][:300] if text else "no message"
+
+
 def in_key_order(pages: Iterable[ObjectInfo], already_sorted: bool) -> Iterator[ObjectInfo]:
     """A listing in key order: streamed when the service sorts (AWS, GCS, Azure), else gathered and sorted.
 

@@ -110,20 +110,19 @@ class FileBackend(Backend):
             raise
         return Path(tmp)
 
-    def put(self, key: str, data: bytes | memoryview) -> None:
+    def _replace_with(self, key: str, write) -> None:
         try:
-            tmp = self._write_temp(key, lambda fh: fh.write(data))
+            tmp = self._write_temp(key, write)
             os.replace(tmp, self._path(key))
         except OSError as exc:
             raise _map_oserror(exc, key) from None
 
+    def put(self, key: str, data: bytes | memoryview) -> None:
+        self._replace_with(key, lambda fh: fh.write(data))
+
     def put_parts(self, key: str, parts: list[bytes | memoryview]) -> None:
         # written part by part: a pack is never joined into one more big buffer
-        try:
-            tmp = self._write_temp(key, lambda fh: fh.writelines(parts))
-            os.replace(tmp, self._path(key))
-        except OSError as exc:
-            raise _map_oserror(exc, key) from None
+        self._replace_with(key, lambda fh: fh.writelines(parts))
 
     def stage_parts(self, key: str, parts: list[bytes | memoryview]) -> Staged:
         # only the temp file is written now: the fsync (the wait for the disk)
@@ -135,11 +134,7 @@ class FileBackend(Backend):
         return _StagedFile(tmp, self._path(key), key)
 
     def put_file(self, key: str, fh: BinaryIO, size: int) -> None:
-        try:
-            tmp = self._write_temp(key, lambda out: shutil.copyfileobj(fh, out, 8 << 20))
-            os.replace(tmp, self._path(key))
-        except OSError as exc:
-            raise _map_oserror(exc, key) from None
+        self._replace_with(key, lambda out: shutil.copyfileobj(fh, out, 8 << 20))
 
     def put_if_absent(self, key: str, data: bytes) -> None:
         # write fully under a temp name, then link(): link fails with EEXIST

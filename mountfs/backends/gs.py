@@ -29,7 +29,7 @@ from google.cloud import storage
 from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 
 from ..errors import AlreadyExists, ObjectNotFound, PermissionDenied, StoreError, TransientStoreError, UsageError
-from .base import Backend, ObjectInfo, in_key_order
+from .base import Backend, ObjectInfo, Prefixed, first_line, in_key_order
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -104,13 +104,12 @@ def _settings_from_config(url: str, config: "Config | None") -> GsSettings:
     return s
 
 
-class GsBackend(Backend):
+class GsBackend(Prefixed, Backend):
     """Objects are GCS objects under ``bucket/prefix/``; one client shared by all threads."""
 
     def __init__(self, settings: GsSettings) -> None:
         self.bucket_name = settings.bucket
-        self._root = settings.prefix.strip("/") + "/" if settings.prefix.strip("/") else ""
-        self.url = f"gs://{self.bucket_name}" + (f"/{self._root.rstrip('/')}" if self._root else "")
+        self._root_at(f"gs://{self.bucket_name}", settings.prefix)
         self._timeout = (settings.connect_timeout, settings.read_timeout)
         self._chunk_size = settings.chunk_size
         # Google lists in UTF-8 byte order (= Python's str order); an emulator
@@ -152,7 +151,7 @@ class GsBackend(Backend):
         """Turn a google-cloud error into our error family, with a message that names the fix."""
         what = f"GCS {op} of {key!r} in {self.url}" if key else f"GCS {op} on {self.url}"
         if isinstance(exc, gexc.GoogleAPICallError):
-            detail = f"{exc.code}: {_first_line(exc.message)}"
+            detail = f"{exc.code}: {first_line(exc.message)}"
             if isinstance(exc, gexc.NotFound):
                 if "bucket" in exc.message.lower() and "does not exist" in exc.message.lower():
                     return StoreError(f"{what} failed: bucket {self.bucket_name!r} does not exist; "
@@ -172,19 +171,14 @@ class GsBackend(Backend):
             cls = TransientStoreError if status >= 500 or status == 429 else StoreError
             return cls(f"{what} failed (HTTP {status})")
         if isinstance(exc, google.auth.exceptions.DefaultCredentialsError):
-            return PermissionDenied(f"{what}: no usable Google credentials ({_first_line(str(exc))}); set "
+            return PermissionDenied(f"{what}: no usable Google credentials ({first_line(str(exc))}); set "
                                     "[gs] credentials_json or GOOGLE_APPLICATION_CREDENTIALS, or run "
                                     "`gcloud auth application-default login`")
         if isinstance(exc, google.auth.exceptions.RefreshError):
-            return PermissionDenied(f"{what}: the credentials were refused ({_first_line(str(exc))})")
+            return PermissionDenied(f"{what}: the credentials were refused ({first_line(str(exc))})")
         if isinstance(exc, _TRANSIENT_NET):
-            return TransientStoreError(f"{what} failed: {type(exc).__name__}: {_first_line(str(exc))}")
-        return StoreError(f"{what} failed: {type(exc).__name__}: {_first_line(str(exc))}")
-
-    def _key(self, key: str) -> str:
-        if not key or key.startswith("/"):
-            raise StoreError(f"invalid object key {key!r}")
-        return self._root + key
+            return TransientStoreError(f"{what} failed: {type(exc).__name__}: {first_line(str(exc))}")
+        return StoreError(f"{what} failed: {type(exc).__name__}: {first_line(str(exc))}")
 
     def _blob(self, key: str, chunk_size: int | None = None) -> storage.Blob:
         # no chunk size for downloads: with one the client fetches in ranged
@@ -280,9 +274,3 @@ class GsBackend(Backend):
             self._client.close()
         except AttributeError:  # pragma: no cover - older clients have no close()
             pass
-
-
-def _first_line(text: str) -> str:
-    """The first line of a server message, bounded: enough to act on, never a dump."""
-    text = (text or "").strip()
-    return text.splitlines()[0][:300] if text else "no message"

@@ -22,7 +22,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
 
 from ..errors import AlreadyExists, ObjectNotFound, PermissionDenied, StoreError, TransientStoreError, UsageError
-from .base import Backend, ObjectInfo, PartsReader, in_key_order, split_parts
+from .base import Backend, ObjectInfo, PartsReader, Prefixed, in_key_order, split_parts
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -164,14 +164,13 @@ class _KeepOpen:
         pass
 
 
-class S3Backend(Backend):
+class S3Backend(Prefixed, Backend):
     """Objects are S3 objects under ``bucket/prefix/``; one thread-safe boto3 client."""
 
     def __init__(self, settings: S3Settings) -> None:
         self.bucket = settings.bucket
-        self._root = settings.prefix.strip("/") + "/" if settings.prefix.strip("/") else ""
-        where = f"{settings.host}/{self.bucket}" if settings.host else self.bucket
-        self.url = f"s3://{where}" + (f"/{self._root.rstrip('/')}" if self._root else "")
+        self._root_at(f"s3://{settings.host}/{self.bucket}" if settings.host else f"s3://{self.bucket}",
+                      settings.prefix)
         self._secrets = [v for v in (settings.secret, settings.session_token) if v]
         self._sorted_by_server = settings.endpoint_url is None
         boto_config = BotoConfig(
@@ -250,11 +249,6 @@ class S3Backend(Backend):
                 f"{what}: no usable S3 credentials ({self._scrub(str(exc))}); set key/secret for this host in the "
                 "config's [s3.hosts] or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE")
         return StoreError(f"{what} failed: {self._scrub(str(exc))}")
-
-    def _key(self, key: str) -> str:
-        if not key or key.startswith("/"):
-            raise StoreError(f"invalid object key {key!r}")
-        return self._root + key
 
     # --- operations -----------------------------------------------------------
 
