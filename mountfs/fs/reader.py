@@ -112,6 +112,7 @@ class Reader:
         self.stats = ReadStats()
         self._nursery = nursery
         self._limiter = trio.CapacityLimiter(max_fetches)
+        self._write_limiter = trio.CapacityLimiter(2)
         self._inflight: dict[bytes, _Inflight] = {}
         self._starts: OrderedDict[tuple[bytes, int], list[int]] = OrderedDict()
         self._streams: OrderedDict[int, _Stream] = OrderedDict()
@@ -356,11 +357,20 @@ class Reader:
     async def _fetch_group(self, store: Store, group: list[ChunkRef], hot: bool) -> None:
         self.stats.inflight += 1
         try:
-            got = await trio.to_thread.run_sync(self._fetch_blocking, store, group, limiter=self._limiter)
+            if hot:
+                # readers get the bytes before the cache write: waiting for the
+                # disk too made readers of a directory stall at each batch's end
+                got = await trio.to_thread.run_sync(self._get_blocking, store, group, limiter=self._limiter)
+                for c in group:
+                    self._keep_hot(c.digest, got[c.digest])
+                    f = self._inflight[c.digest]  # stays until written: not fetched again meanwhile
+                    f.data = got[c.digest]
+                    f.event.set()
+                await trio.to_thread.run_sync(self._put_blocking, got, limiter=self._write_limiter)
+            else:
+                got = await trio.to_thread.run_sync(self._fetch_blocking, store, group, limiter=self._limiter)
             self.stats.fetches += 1
             for c in group:
-                if hot:
-                    self._keep_hot(c.digest, got[c.digest])
                 f = self._inflight.pop(c.digest)
                 f.data = got[c.digest]
                 f.event.set()
@@ -370,7 +380,7 @@ class Reader:
                 log.error("fetch failed store=%s packs=%s error=%s", store.url, sorted({c.pack for c in group}), exc)
             for c in group:
                 f = self._inflight.pop(c.digest, None)
-                if f is not None:
+                if f is not None and not f.event.is_set():
                     f.error = exc
                     f.event.set()
             if not isinstance(exc, Exception):
@@ -378,13 +388,20 @@ class Reader:
         finally:
             self.stats.inflight -= 1
 
-    def _fetch_blocking(self, store: Store, group: list[ChunkRef]) -> dict[bytes, bytes]:
+    def _get_blocking(self, store: Store, group: list[ChunkRef]) -> dict[bytes, bytes]:
         got = store.read_chunks(group)
         self.stats.bytes_fetched += sum(len(d) for d in got.values())
+        return got
+
+    def _put_blocking(self, got: dict[bytes, bytes]) -> None:
         try:
             self.cache.put_many(got.items())
         except LocalDiskError as exc:
             log.warning("cache is full, serving without caching: %s", exc)
+
+    def _fetch_blocking(self, store: Store, group: list[ChunkRef]) -> dict[bytes, bytes]:
+        got = self._get_blocking(store, group)
+        self._put_blocking(got)
         return got
 
 

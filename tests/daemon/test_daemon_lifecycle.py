@@ -29,6 +29,11 @@ def _read_all(root: Path | str, src: Path | str) -> int:
     return assert_same_tree(root, src)
 
 
+def _settle(d) -> None:
+    """Wait until the daemon has written what it fetched to its cache (readers are served first)."""
+    wait_for(lambda: d.status()["inflight_fetches"] == 0, 10, "the cache writes to finish")
+
+
 def _runtime_gone(h: Harness, mp: str) -> bool:
     files = mounts.RuntimeFiles(h.run_dir, mp)
     return not os.path.exists(files.socket) and not os.path.exists(files.info)
@@ -176,6 +181,7 @@ def test_sigkill_stale_mount_cleanup_and_restart(h: Harness, tmp_path: Path) -> 
     mp = h.mountpoint()
     d = h.start(mp)
     _read_all(Path(mp) / "p/n/1.0.0", src)
+    _settle(d)
     first = d.status()
     assert first["bytes_fetched"] >= 4 << 20
     cache_before = h.cli_json("cache", "info")
@@ -229,6 +235,7 @@ def test_single_version_mount_after_sigkill(h: Harness, tmp_path: Path) -> None:
     mp = h.mountpoint()
     d = h.mount("p/n/1.0.0", mp)
     _read_all(mp, src)
+    _settle(d)
     d.terminate(signal.SIGKILL)
     assert mounts.mounted_fuse(mp) and mounts.is_stale(mp)
     d2 = h.mount("p/n/1.0.0", mp)
