@@ -206,6 +206,37 @@ def test_s3_prefixes_isolate_stores(seaweed: SeaweedServer, open_s3: Callable[..
 
 
 @pytest.mark.s3
+def test_s3_bodies_carry_a_crc32_the_server_checks(open_s3: Callable[..., Backend],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Payloads go unsigned (no SHA-256 over http) but each body has a CRC32 that the server verifies."""
+    import mountfs.backends.s3 as s3mod
+
+    store = open_s3()
+    small, big = blob(1000, seed=1), blob(20 * MiB, seed=2)
+    store.put("a", small)
+    store.put_parts("b", [small[:10], small[10:]])
+    store.put_parts("c", [big[:3 * MiB], big[3 * MiB:]])  # >= 16 MiB: a multipart upload
+    store.put_if_absent("d", small)
+    client = store._client  # type: ignore[attr-defined]
+    for key, data in (("a", small), ("b", small), ("c", big), ("d", small)):
+        assert store.get(key) == data
+        head = client.head_object(Bucket=store.bucket, Key=store._key(key), ChecksumMode="ENABLED")  # type: ignore[attr-defined]
+        assert head.get("ChecksumCRC32"), key
+    assert client.head_object(Bucket=store.bucket, Key=store._key("a"), ChecksumMode="ENABLED")[  # type: ignore[attr-defined]
+        "ChecksumCRC32"] == s3mod._crc32([small])
+
+    # a body that does not match its CRC32 (as if damaged on the way) is refused, and nothing is stored
+    monkeypatch.setattr(s3mod, "_crc32", lambda parts: s3mod.base64.b64encode(b"\0\0\0\1").decode())
+    for put in (lambda: store.put("e", small), lambda: store.put_parts("f", [big]),
+                lambda: store.put_if_absent("g", small)):
+        with pytest.raises(StoreError):
+            put()
+    for key in "efg":
+        with pytest.raises(ObjectNotFound):
+            store.get(key)
+
+
+@pytest.mark.s3
 def test_s3_url_forms(seaweed: SeaweedServer) -> None:
     bucket = seaweed.new_bucket()
     # s3://bucket/prefix: AWS style, endpoint and keys from the standard variables
