@@ -112,7 +112,6 @@ class Reader:
         self.stats = ReadStats()
         self._nursery = nursery
         self._limiter = trio.CapacityLimiter(max_fetches)
-        self._write_limiter = trio.CapacityLimiter(2)
         self._inflight: dict[bytes, _Inflight] = {}
         self._starts: OrderedDict[tuple[bytes, int], list[int]] = OrderedDict()
         self._streams: OrderedDict[int, _Stream] = OrderedDict()
@@ -357,18 +356,21 @@ class Reader:
     async def _fetch_group(self, store: Store, group: list[ChunkRef], hot: bool) -> None:
         self.stats.inflight += 1
         try:
-            if hot:
-                # readers get the bytes before the cache write: waiting for the
-                # disk too made readers of a directory stall at each batch's end
-                got = await trio.to_thread.run_sync(self._get_blocking, store, group, limiter=self._limiter)
-                for c in group:
-                    self._keep_hot(c.digest, got[c.digest])
-                    f = self._inflight[c.digest]  # stays until written: not fetched again meanwhile
-                    f.data = got[c.digest]
-                    f.event.set()
-                await trio.to_thread.run_sync(self._put_blocking, got, limiter=self._write_limiter)
-            else:
-                got = await trio.to_thread.run_sync(self._fetch_blocking, store, group, limiter=self._limiter)
+            # a fetch holds its slot until its bytes are in the cache: at most
+            # max_fetches groups are in memory, however slow the disk
+            async with self._limiter:
+                if hot:
+                    # readers get the bytes before the cache write: waiting for the
+                    # disk too made readers of a directory stall at each batch's end
+                    got = await trio.to_thread.run_sync(self._get_blocking, store, group)
+                    for c in group:
+                        self._keep_hot(c.digest, got[c.digest])
+                        f = self._inflight[c.digest]  # stays until written: not fetched again meanwhile
+                        f.data = got[c.digest]
+                        f.event.set()
+                    await trio.to_thread.run_sync(self._put_blocking, got)
+                else:
+                    got = await trio.to_thread.run_sync(self._fetch_blocking, store, group)
             self.stats.fetches += 1
             for c in group:
                 f = self._inflight.pop(c.digest)
