@@ -11,7 +11,9 @@
   background with a window that doubles while the reads stay sequential
   (mountpoint-s3's scheme), bounded per file and by the worker limit.
 - What read-ahead fetched waits in memory (``HOT_BYTES``) for the read that
-  follows, instead of being read back from the cache file.
+  follows, instead of being read back from the cache file.  Waiting reads get
+  fetched bytes before they are written to the cache; the fetch keeps its slot
+  until then, so memory stays bounded by ``max_fetches`` groups.
 - Every fetched chunk was verified by the store; the cache verifies on put.
 """
 
