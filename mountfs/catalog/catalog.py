@@ -9,6 +9,7 @@ from typing import Iterable, Iterator
 
 from ..backends import Backend
 from ..errors import AlreadyExists, Conflict, NotFound, ObjectNotFound
+from ..store.format import read_or_init
 from . import names
 from .records import DatasetRecord
 
@@ -68,6 +69,11 @@ class Catalog:
             return self.get(dataset_id)
         except NotFound:
             return None
+
+    def check_store(self) -> None:
+        """Raise ``StoreError`` unless the store is still there: an unmounted share or
+        a deleted bucket can list as empty, which must not read as "no datasets"."""
+        read_or_init(self.backend, create=False)
 
     # --- version pointers ----------------------------------------------------
 

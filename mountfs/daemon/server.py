@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 #: how often the catalog is re-read, so new versions appear within seconds
 REFRESH_SECONDS = 2.0
+#: the longest wait between refreshes while the store cannot be reached
+REFRESH_MAX_SECONDS = 30.0
 WARMUP_BATCH = 64 << 20
 
 
@@ -132,14 +134,24 @@ class Daemon:
 
     async def _refresher(self) -> None:
         assert self.namespace is not None
+        delay, failing = REFRESH_SECONDS, False
         while True:
-            await trio.sleep(REFRESH_SECONDS)
+            await trio.sleep(delay)
             # catalog levels carry a 1 s entry/attr timeout and directory listings
             # are not cached by the kernel, so the new snapshot needs no invalidation
             try:
                 await trio.to_thread.run_sync(self.namespace.refresh)
             except MountfsError as exc:
-                log.warning("catalog refresh failed: %s", exc)
+                # an unreachable store is reported once, then retried with backoff:
+                # a warning every 2 s would bury everything else in the log
+                if not failing:
+                    log.warning("catalog refresh failed (versions already mounted are still served; "
+                                "retrying every %.0f s at most): %s", REFRESH_MAX_SECONDS, exc)
+                failing, delay = True, min(delay * 2, REFRESH_MAX_SECONDS)
+            else:
+                if failing:
+                    log.info("catalog refresh works again")
+                failing, delay = False, REFRESH_SECONDS
 
     # --- control requests ------------------------------------------------------------------
 

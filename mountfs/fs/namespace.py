@@ -63,6 +63,9 @@ class Namespace:
                 records[dataset_id] = rec
         if records.keys() == self.records.keys():
             return False
+        if self.records.keys() - records.keys():
+            # versions disappear only from a store that is still there
+            self.catalog.check_store()
         self.records = records
         self.root = self._build(records)
         log.info("catalog: %d versions visible", len(records))

@@ -87,6 +87,32 @@ def test_new_version_appears_draft_never(h: Harness, tmp_path: Path) -> None:
     assert not d.log_problems(), d.log_problems()
 
 
+@pytest.mark.allow_warnings  # the one warning about the unreachable catalog
+def test_unreachable_catalog_is_reported_once_and_recovers(h: Harness, tmp_path: Path) -> None:
+    src = random_tree(tmp_path / "v1", seed=1, files=3)
+    build("p", "n", src)
+    mp = h.mountpoint()
+    d = h.start(mp, how="mountfsd")
+    assert_same_tree(Path(mp) / "p/n/1.0.0", src)
+    store = Path(os.environ["MOUNTFS_STORE"])
+    away = store.with_name(store.name + ".away")
+    store.rename(away)
+    try:
+        time.sleep(9)  # refreshes fail at about +2 s and +6 s (the wait doubles)
+        # what was mounted is still there, served from the cache
+        assert_same_tree(Path(mp) / "p/n/1.0.0", src)
+    finally:
+        away.rename(store)
+    failed = [line for line in d.log_problems() if "catalog refresh failed" in line]
+    assert len(failed) == 1, d.log_problems()
+    assert "still served" in failed[0]
+    wait_for(lambda: "catalog refresh works again" in d.log_text(), 20, "the refresh to recover")
+    src2 = random_tree(tmp_path / "v2", seed=2, files=2)
+    build("p", "n", src2)
+    wait_for(lambda: "1.0.1" in os.listdir(Path(mp) / "p/n"), 10, "a new version to appear after recovery")
+    assert_same_tree(Path(mp) / "p/n/1.0.1", src2)
+
+
 def test_single_version_mount_and_umount(h: Harness, tmp_path: Path) -> None:
     src1 = random_tree(tmp_path / "v1", seed=1, files=8, big=3 << 20)
     v1 = build("vision", "cats", src1)

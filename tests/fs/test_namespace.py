@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
 from fshelp import build, tiny
 
+from mountfs.errors import StoreError
 from mountfs.fs.namespace import BY_ID, LATEST, Dir, Link, Namespace, Version
 
 
@@ -91,3 +94,20 @@ def test_project_level_and_dataset_name_coexist(tmp_path: Path, session) -> None
     assert ns.resolve(("vision", "det", "1.0")) == Version(det)
     assert ns.resolve(("vision", "det", "boxes", "1.0")) == Version(boxes)
     assert ns.resolve(("vision", "det", LATEST)) == Link("1.0")
+
+
+def test_a_vanished_store_keeps_the_versions(tmp_path: Path, session) -> None:
+    """A store that lists as empty because it is gone (an unmounted share) is an error, not "no datasets"."""
+    cats = build("vision", "cats", tiny(tmp_path, "cats")).id
+    ns = Namespace(session.catalog)
+    assert ns.refresh() is True
+    store = Path(os.environ["MOUNTFS_STORE"])
+    away = store.with_name(store.name + ".away")
+    store.rename(away)
+    try:
+        with pytest.raises(StoreError, match="not a mountfs store"):
+            ns.refresh()
+        assert ns.resolve((BY_ID, cats)) == Version(cats)
+    finally:
+        away.rename(store)
+    assert ns.refresh() is False
