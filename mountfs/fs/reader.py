@@ -42,6 +42,8 @@ GROUP_BYTES = 8 << 20
 #: how far a miss at the start of a file reaches into the next files
 DIR_PREFETCH_BYTES = 8 << 20
 DIR_PREFETCH_FILES = 160
+#: files up to this size are read ahead across a folder; bigger ones only by their own reads
+SMALL_FILE = DIR_PREFETCH_BYTES // 4
 #: read-ahead batches across files grow up to this
 DIR_AHEAD_MAX = 16 << 20
 #: directory streams remembered (readers going through different folders at once)
@@ -247,6 +249,10 @@ class Reader:
             last = nxt.ino
             if total < budget // 2:
                 half = nxt.ino
+            if nxt.size > SMALL_FILE:
+                # a big file gets its own read-ahead once it is read; fetching it
+                # here (where a folder of small files ends) would only hold memory
+                continue
             for c in nxt.chunks:
                 if c.digest not in self._inflight:
                     candidates.append(c)
@@ -264,7 +270,7 @@ class Reader:
         files already fetched instead of stopping at each batch's end.
         Returns the chunks to fetch together with the miss (empty on a hit).
         """
-        if node.size > DIR_PREFETCH_BYTES // 4:
+        if node.size > SMALL_FILE:
             return []
         st = next((d for d in self._dirs if d.vk == m.vk and d.start <= node.ino <= d.end), None)
         if st is None:

@@ -57,6 +57,7 @@ class Setup:
             "small/a.txt": b"a" * 100,
             "small/b.bin": rng.randbytes(70_000),
             "small/c.bin": rng.randbytes(30_000),
+            "u.bin": rng.randbytes(40_000),  # a small file after a big one (text.txt) in path order
             "zero": b"",
         }
         self.files["copy.bin"] = self.files["big.bin"]
@@ -213,12 +214,13 @@ def test_sequential_read_prefetches_and_never_refetches(setup: Setup) -> None:
 
 
 def test_directory_order_prefetch(setup: Setup) -> None:
-    """A miss at the start of a small file fetches the next small files with it."""
+    """A miss at the start of a small file fetches the next small files with it, not the big ones between."""
     got = setup.read_all([("small/a.txt", 0, 4096)])
     assert got == [setup.files["small/a.txt"]]
-    for rel in ("small/b.bin", "small/c.bin"):
+    for rel in ("small/b.bin", "small/c.bin", "u.bin"):
         for c in setup.tree.file(setup.ino[rel])[1].chunks:
             assert setup.cache.contains(c.digest), rel
+    assert not any(c.digest in setup.store.fetched for c in setup.tree.file(setup.ino["text.txt"])[1].chunks)
     calls = setup.store.calls
     assert setup.read_all([("small/b.bin", 0, 1 << 20), ("small/c.bin", 0, 1 << 20)]) == [
         setup.files["small/b.bin"], setup.files["small/c.bin"]]
