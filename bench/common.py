@@ -324,6 +324,37 @@ class Row:
         return {"part": self.part, "metric": self.metric, "value": self.value, "target": self.target, "ok": self.ok}
 
 
+class BenchRun:
+    """What every bench keeps: its work dir, whether the page cache could be
+    dropped before each timed step, its result rows and its JSON document."""
+
+    def __init__(self, args: argparse.Namespace, bench: str, **doc: Any):
+        self.args = args
+        self.own_work = args.work is None
+        self.work = os.path.abspath(args.work or tempfile.mkdtemp(prefix=f"mountfs-bench-{bench}-", dir="/tmp"))
+        os.makedirs(self.work, exist_ok=True)
+        self.dropped: bool | None = None  # None until the first timed step
+        self.rows: list[Row] = []
+        self.doc: dict[str, Any] = {
+            "bench": bench, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv[1:],
+            "quick": args.quick, "repeat": args.repeat, "work_dir": self.work,
+            "machine": machine_info(self.work), **doc,
+        }
+
+    def path(self, *names: str) -> str:
+        return os.path.join(self.work, *names)
+
+    def cold(self) -> None:
+        """Before every timed step: flush dirty pages and drop the page cache if allowed."""
+        ok = drop_caches()
+        self.dropped = ok if self.dropped is None else self.dropped and ok
+
+    def save(self) -> None:
+        self.doc["caches_dropped"] = bool(self.dropped)
+        self.doc["rows"] = [r.as_dict() for r in self.rows]
+        write_json(self.args.out, self.doc)
+
+
 def print_table(rows: Sequence[Row], file=sys.stdout) -> None:
     head = ("part", "metric", "value", "target", "ok?")
     cells = [head] + [(r.part, r.metric, r.value, r.target, "" if r.ok is None else "ok" if r.ok else "FAIL") for r in rows]

@@ -27,7 +27,6 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Any
 
@@ -99,37 +98,12 @@ STEPS = {"ingest": step_ingest, "local_copy": step_local_copy}
 # ------------------------------------------------------------------ the driver
 
 
-class Bench:
+class Bench(common.BenchRun):
     """Work dir, environment for mountfs steps, cache dropping, and collected results."""
 
     def __init__(self, args: argparse.Namespace):
-        self.args = args
+        super().__init__(args, "ingest", seed=SEED, data={}, parts={})
         self.sizes = QUICK if args.quick else FULL
-        self.own_work = args.work is None
-        self.work = os.path.abspath(args.work or tempfile.mkdtemp(prefix="mountfs-bench-ingest-", dir="/tmp"))
-        os.makedirs(self.work, exist_ok=True)
-        self.dropped: bool | None = None  # None until the first timed step
-        self.rows: list[Row] = []
-        self.doc: dict[str, Any] = {
-            "bench": "ingest",
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "argv": sys.argv[1:],
-            "quick": args.quick,
-            "repeat": args.repeat,
-            "seed": SEED,
-            "work_dir": self.work,
-            "machine": common.machine_info(self.work),
-            "data": {},
-            "parts": {},
-        }
-
-    def path(self, *names: str) -> str:
-        return os.path.join(self.work, *names)
-
-    def cold(self) -> None:
-        """Before every timed step: flush dirty pages and drop the page cache if allowed."""
-        ok = common.drop_caches()
-        self.dropped = ok if self.dropped is None else self.dropped and ok
 
     def env(self, store: str, cache: str) -> dict[str, str]:
         # MOUNTFS_CONFIG points at a missing file: a user's config must not change the numbers
@@ -154,12 +128,6 @@ class Bench:
         how = "reused" if info["reused"] else f"generated in {info['seconds']:.1f} s"
         log(f"data {key}: {fmt_bytes(info['bytes'])} {how}")
         return info
-
-    def save(self) -> None:
-        self.doc["caches_dropped"] = bool(self.dropped)
-        self.doc["rows"] = [r.as_dict() for r in self.rows]
-        common.write_json(self.args.out, self.doc)
-
 
 def log(msg: str) -> None:
     print(f"[ingest {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

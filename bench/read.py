@@ -41,7 +41,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +51,8 @@ REPO = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
 import common  # noqa: E402
 from common import fmt_bytes, mb  # noqa: E402
+
+from mountfs.daemon.mounts import RuntimeFiles, mounted_fuse  # noqa: E402
 
 KIB, MIB, GIB = 1 << 10, 1 << 20, 1 << 30
 SEED = 4321
@@ -282,55 +283,24 @@ def alive(pid: int) -> bool:
         return False
 
 
-def fuse_mounted(path: str) -> bool:
-    real = os.path.realpath(path)
-    try:
-        with open("/proc/self/mountinfo") as fh:
-            for line in fh:
-                parts = line.split()
-                if parts[4].replace("\\040", " ") == real and parts[parts.index("-") + 1].startswith("fuse"):
-                    return True
-    except OSError:
-        pass
-    return False
-
-
 # ------------------------------------------------------------------ the driver
 
 
-class Bench:
+class Bench(common.BenchRun):
     """Work dir, SeaweedFS, environments, mounts, and the collected results."""
 
     def __init__(self, args: argparse.Namespace):
-        self.args = args
+        super().__init__(
+            args, "read", seed=SEED, threads=THREADS, verify=args.verify, data={}, ingest={}, runs=[], million={},
+            peers={}, profile=bool(args.profile),
+            experiment={k: v for k, v in os.environ.items() if k.startswith("MFS_EXP")},
+        )
         self.sizes = dict(QUICK if args.quick else FULL)
         if args.files:
             self.sizes["M"] = args.files
-        self.own_work = args.work is None
-        self.work = os.path.abspath(args.work or tempfile.mkdtemp(prefix="mountfs-bench-read-", dir="/tmp"))
-        os.makedirs(self.work, exist_ok=True)
         self.server: Any = None
         self.mounts: dict[str, "Mount"] = {}
-        self.dropped: bool | None = None
         self.profiles: list[str] = []
-        self.doc: dict[str, Any] = {
-            "bench": "read", "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv[1:],
-            "quick": args.quick, "repeat": args.repeat, "seed": SEED, "threads": THREADS, "verify": args.verify,
-            "work_dir": self.work, "machine": common.machine_info(self.work), "data": {}, "ingest": {},
-            "runs": [], "million": {}, "peers": {}, "profile": bool(args.profile),
-            "experiment": {k: v for k, v in os.environ.items() if k.startswith("MFS_EXP")},
-        }
-
-    def path(self, *names: str) -> str:
-        return os.path.join(self.work, *names)
-
-    def cold(self) -> None:
-        ok = common.drop_caches()
-        self.dropped = ok if self.dropped is None else self.dropped and ok
-
-    def save(self) -> None:
-        self.doc["caches_dropped"] = bool(self.dropped)
-        common.write_json(self.args.out, self.doc)
 
     # --- SeaweedFS and the mountfs environment --------------------------------------
 
@@ -505,8 +475,6 @@ class Mount:
         self.mount_s = 0.0
 
     def start(self) -> "Mount":
-        from mountfs.daemon.mounts import RuntimeFiles
-
         os.makedirs(self.mnt, exist_ok=True)
         self.b.mounts[self.name] = self
         info = RuntimeFiles(self.b.path("run"), os.path.realpath(self.mnt)).info
@@ -537,7 +505,7 @@ class Mount:
         spy = subprocess.Popen(cmd, env=self.b.env(self.cache), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 600
-            while not (fuse_mounted(self.mnt) and os.path.exists(info)):
+            while not (mounted_fuse(self.mnt) and os.path.exists(info)):
                 if spy.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"mount of {self.name} under py-spy failed (exit {spy.returncode}); "
                                        f"log in {self.b.path('run')}")
@@ -590,7 +558,7 @@ class Mount:
                     time.sleep(0.05)
                 if not alive(self.pid):
                     break
-        if fuse_mounted(self.mnt):
+        if mounted_fuse(self.mnt):
             subprocess.run(["fusermount3", "-uz", self.mnt], check=False)
 
 

@@ -35,7 +35,6 @@ import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -273,41 +272,19 @@ def _machine_busy() -> tuple[int, int]:
 # ------------------------------------------------------------------ the driver
 
 
-class Bench:
+class Bench(common.BenchRun):
     """Work dir, SeaweedFS, environments, and the collected results."""
 
     def __init__(self, args: argparse.Namespace):
-        self.args = args
+        super().__init__(
+            args, "transfer", seed=SEED, threads=THREADS, mountfs_workers=args.workers, profile=args.profile,
+            boto3={"threads": THREADS, "multipart_threshold": BOTO_MULTIPART, "multipart_chunksize": BOTO_MULTIPART,
+                   "max_concurrency": THREADS, "checksums": "when_required"},
+            data={}, parts={},
+        )
         self.sizes = QUICK if args.quick else FULL
-        self.own_work = args.work is None
-        self.work = os.path.abspath(args.work or tempfile.mkdtemp(prefix="mountfs-bench-transfer-", dir="/tmp"))
-        os.makedirs(self.work, exist_ok=True)
         self.server: Any = None
         self.config_path = self.path("mountfs.toml")
-        self.dropped: bool | None = None
-        self.rows: list[Row] = []
-        self.doc: dict[str, Any] = {
-            "bench": "transfer", "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv[1:],
-            "quick": args.quick, "repeat": args.repeat, "seed": SEED, "threads": THREADS,
-            "mountfs_workers": args.workers, "profile": args.profile, "work_dir": self.work,
-            "machine": common.machine_info(self.work),
-            "boto3": {"threads": THREADS, "multipart_threshold": BOTO_MULTIPART, "multipart_chunksize": BOTO_MULTIPART,
-                      "max_concurrency": THREADS, "checksums": "when_required"},
-            "data": {}, "parts": {},
-        }
-
-    def path(self, *names: str) -> str:
-        return os.path.join(self.work, *names)
-
-    def cold(self) -> None:
-        """Before every timed step: flush dirty pages and drop the page cache if allowed."""
-        ok = common.drop_caches()
-        self.dropped = ok if self.dropped is None else self.dropped and ok
-
-    def save(self) -> None:
-        self.doc["caches_dropped"] = bool(self.dropped)
-        self.doc["rows"] = [r.as_dict() for r in self.rows]
-        common.write_json(self.args.out, self.doc)
 
     # --- SeaweedFS ------------------------------------------------------------------
 
