@@ -404,12 +404,13 @@ def parse_parts(parser, args, parts: Sequence[str]) -> None:
 
 
 def start_seaweed(workdir: str, log) -> "object":
-    """A private SeaweedFS (tests/servers.py: 127.0.0.1 only, random free ports), started; stop it by PID."""
+    """A private SeaweedFS (tests/servers.py: 127.0.0.1 only, random free ports, the
+    peer harness's volume settings), started; stop it by PID."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
     from servers import SeaweedServer
 
     remove_tree(workdir)
-    server = SeaweedServer(workdir)
+    server = SeaweedServer(workdir, bulk=True)
     t0 = time.perf_counter()
     server.start()
     log(f"SeaweedFS pid {server.pid} on {server.endpoint_url} ({time.perf_counter() - t0:.1f} s)")

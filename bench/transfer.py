@@ -2,8 +2,9 @@
 """Transfer benchmark: mountfs upload and get_local_copy against S3, measured against boto3 in the same run.
 
 One run starts a private SeaweedFS on 127.0.0.1 (``tests/servers.py``'s
-launcher, random free ports, stopped by PID at the end) and, for each part
-(``--only``) and repeat, in fresh processes after a page-cache drop:
+launcher, random free ports, the peer harness's 1 GiB volumes, stopped by PID
+at the end) and, for each part (``--only``) and repeat, in fresh processes
+after a page-cache drop:
 
 1. boto3 upload of the tree into a new bucket, 8 threads: ``put_object`` per
    file below boto3's multipart threshold (8 MiB), else ``upload_file`` one

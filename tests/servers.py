@@ -46,6 +46,12 @@ _MASTER_TOML = """\
 copy_1 = 1
 copy_other = 1
 """
+#: volume size for tests: many small buckets, each a few sparse volume files
+_TEST_VOLUME_MB = 128
+#: volume size for ``bulk`` servers, as the peer harness's SeaweedFS: a 1 GB
+#: upload into 128 MiB volumes grown one at a time runs 10-15% slower, because
+#: writes wait each time a volume fills and the next one is grown
+_BULK_VOLUME_MB = 1024
 
 
 def find_weed() -> str:
@@ -125,8 +131,13 @@ class SeaweedServer:
 
     region = "us-east-1"
 
-    def __init__(self, workdir: str | os.PathLike[str] | None = None, *, access_key: str = "mountfs-test") -> None:
+    def __init__(self, workdir: str | os.PathLike[str] | None = None, *, access_key: str = "mountfs-test",
+                 bulk: bool = False) -> None:
+        """``bulk``: SeaweedFS's default volume growth and 1 GiB volumes (what the
+        benchmarks use, like the peer harness) instead of small volumes grown one
+        at a time (cheap for the many buckets of a test session)."""
         self.weed = find_weed()
+        self.bulk = bulk
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="seaweed-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.workdir / "data"
@@ -175,7 +186,8 @@ class SeaweedServer:
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }]}
         (self.workdir / "s3.json").write_text(json.dumps(identity))
-        (self.workdir / "master.toml").write_text(_MASTER_TOML)
+        (self.workdir / "master.toml").write_text("# Written by tests/servers.py: default growth\n" if self.bulk
+                                                  else _MASTER_TOML)
 
     def _command(self) -> list[str]:
         ports = (("master", self.master_port), ("volume", self.volume_port),
@@ -191,7 +203,7 @@ class SeaweedServer:
             # a restarted single master waits a whole election timeout (10 s)
             # before it leads again; nobody else can win, so keep it short
             "-master.electionTimeout=1s",
-            "-master.volumeSizeLimitMB=128",
+            f"-master.volumeSizeLimitMB={_BULK_VOLUME_MB if self.bulk else _TEST_VOLUME_MB}",
             "-volume.max=200",  # volumes are sparse files: a high count costs nothing
             "-volume.preStopSeconds=0",  # default 10 s makes every stop slow
             "-filer", f"-filer.localSocket={self.workdir / 'filer.sock'}",
