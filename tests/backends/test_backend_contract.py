@@ -215,7 +215,8 @@ def test_s3_bodies_carry_a_crc32_the_server_checks(open_s3: Callable[..., Backen
     small, big = blob(1000, seed=1), blob(20 * MiB, seed=2)
     store.put("a", small)
     store.put_parts("b", [small[:10], small[10:]])
-    store.put_parts("c", [big[:3 * MiB], big[3 * MiB:]])  # >= 16 MiB: a multipart upload
+    monkeypatch.setattr(s3mod, "_SINGLE_PUT_MAX", 16 * MiB)
+    store.put_parts("c", [big[:3 * MiB], big[3 * MiB:]])  # > 16 MiB: a multipart upload
     store.put_if_absent("d", small)
     client = store._client  # type: ignore[attr-defined]
     for key, data in (("a", small), ("b", small), ("c", big), ("d", small)):
@@ -347,8 +348,10 @@ def test_get_ranges_reads_pieces_and_skips_gaps(backend) -> None:
         backend.get_ranges("packs/absent", 0, [(0, 1)])
 
 
-def test_put_parts_of_a_big_pack(backend) -> None:
-    # S3 sends a pack this big as a multipart upload of several parts at once
+def test_put_parts_of_a_big_pack(backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    # S3 sends a pack bigger than this as a multipart upload of several parts at once
+    import mountfs.backends.s3 as s3mod
+    monkeypatch.setattr(s3mod, "_SINGLE_PUT_MAX", 16 * MiB)
     parts = [blob(7 * MiB + 3, seed=1), memoryview(blob(13 * MiB, seed=2)), b"", blob(5, seed=3)]
     backend.put_parts("packs/big", parts)
     assert backend.get("packs/big") == b"".join(bytes(p) for p in parts)
