@@ -3,7 +3,8 @@
 
 One run, everything on this machine:
 
-1. starts its own SeaweedFS on 127.0.0.1 (``tests/servers.py``'s launcher) and
+1. starts its own SeaweedFS on 127.0.0.1 (``tests/servers.py``'s launcher, with
+   the peer harness's 1 GiB volumes) and
    generates, from fixed seeds, A (10,000 files of 80-120 KiB in 100 folders),
    B (4 files of 256 MiB) and M (``--files`` files of 16-64 B in 1000 folders,
    default 1,000,000);
@@ -17,6 +18,8 @@ One run, everything on this machine:
    over A, A with 8 threads (whole files, 1 MiB ``readinto``), B one file after
    another with 1 MiB reads, then each again warm and once more with only the
    page cache dropped (the daemon's own cache); the daemon's VmHWM before unmount;
+   after B's warm pass, how much of B's first file the page cache holds in large
+   folios, on the mount and on local disk (why warm B trails ext4 on this kernel);
 4. mounts M with an empty cache dir and times the first ``ls`` of its root
    after ``mountfs mount`` returns, and the daemon's RSS.
 
@@ -32,6 +35,7 @@ weed mount) read the peer harness's run JSON (``--peers``, default the newest
 from __future__ import annotations
 
 import argparse
+import ctypes
 import glob
 import json
 import os
@@ -39,6 +43,7 @@ import resource
 import shlex
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import threading
@@ -600,6 +605,47 @@ def drops() -> int:
     return 0
 
 
+def large_folio_share(path: str, pages: int = 8192) -> float | None:
+    """Share of the first ``pages`` cached pages of ``path`` that sit in large (multi-page) folios.
+
+    Why warm B through any FUSE mount is slower than ext4: the kernel copies page
+    cache to the reader one folio at a time, and ext4 caches big files in large
+    folios while this kernel's FUSE caches 4 KiB pages.  Maps the file, touches
+    each page, looks up its frame in /proc/self/pagemap and its compound-page
+    flags in /proc/kpageflags (root only; None without them)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    size = min(pages * 4096, os.path.getsize(path)) // 4096 * 4096
+    if not size:
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        addr = libc.mmap(None, size, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
+        if addr in (None, ctypes.c_void_p(-1).value):
+            return None
+        try:
+            for off in range(0, size, 4096):
+                ctypes.c_char.from_address(addr + off).value  # fault the page in (it is cached: warm)
+            with open("/proc/self/pagemap", "rb") as pm, open("/proc/kpageflags", "rb") as kf:
+                large = 0
+                for i in range(size // 4096):
+                    pm.seek(((addr >> 12) + i) * 8)
+                    pfn = struct.unpack("<Q", pm.read(8))[0] & ((1 << 55) - 1)
+                    if not pfn:
+                        return None  # frame numbers hidden: not root
+                    kf.seek(pfn * 8)
+                    large += bool(struct.unpack("<Q", kf.read(8))[0] & (3 << 15))  # COMPOUND_HEAD | COMPOUND_TAIL
+        finally:
+            libc.munmap(addr, size)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return large / (size // 4096)
+
+
 def cpu_phase(b: Bench, pid: int | None, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Run ``fn``; add the CPU seconds the daemon, SeaweedFS and the reader (our children) spent meanwhile,
     and ``other_cpu_pct``: the share of the machine used by anything else (other work on a shared VM,
@@ -687,6 +733,12 @@ def measure(b: Bench, i: int, data: dict[str, Any], ids: dict[str, str]) -> dict
                 with b.profile(m.pid, f"{i}-{key}-{phase}"):
                     r = res[f"{key}_{phase}"] = cpu_phase(b, m.pid, lambda: b.read_fs(m.mnt, D, threads))
                 say("mountfs", f"{key}_{phase}", r)
+            if key == "B":
+                # both copies are in the page cache now (local B was read warm above)
+                first = min(os.path.join(d, f) for d, _, fs in os.walk(D["path"]) for f in fs)
+                res["B_large_folios"] = {"local": large_folio_share(first),
+                                         "mountfs": large_folio_share(os.path.join(m.mnt, os.path.relpath(first, D["path"])))}
+                log(f"[{i}] page cache of B's first file in large folios: {res['B_large_folios']}")
             # page cache dropped, the daemon's chunk cache kept
             b.cold()
             with b.profile(m.pid, f"{i}-{key}-own_cache"):
@@ -863,6 +915,11 @@ def build_rows(b: Bench) -> list[dict[str, Any]]:
         row("B warm MB/s", M("mountfs", "B_warm"), M("local", "B_warm"), "local page cache", "rate", T_WARM,
             note=span(runs, "mountfs", "B_warm", "MBps"))
         row("B own cache MB/s (page cache dropped)", M("mountfs", "B_own_cache"), M("local", "B_cold"), "local cold", "rate")
+        folios = [r["mountfs"]["B_large_folios"] for r in runs if r["mountfs"].get("B_large_folios", {}).get("local") is not None]
+        if folios:
+            f = folios[-1]
+            row("B page cache in large folios, % (why B warm trails local)", 100 * (f["mountfs"] or 0),
+                100 * f["local"], "local (ext4)", "rate", fmt="{:.0f}")
     if "a" in parts:
         for k, what in (("find_cold", "find over A cold, s"), ("find_warm", "find over A warm, s"),
                         ("ls_cold", "ls -lR over A cold, s"), ("ls_warm", "ls -lR over A warm, s")):
