@@ -334,7 +334,7 @@ class BenchRun:
         self.work = os.path.abspath(args.work or tempfile.mkdtemp(prefix=f"mountfs-bench-{bench}-", dir="/tmp"))
         os.makedirs(self.work, exist_ok=True)
         self.dropped: bool | None = None  # None until the first timed step
-        self.rows: list[Row] = []
+        self.rows: list[Row | dict[str, Any]] = []  # read.py's rows carry their own columns
         self.doc: dict[str, Any] = {
             "bench": bench, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv[1:],
             "quick": args.quick, "repeat": args.repeat, "work_dir": self.work,
@@ -351,7 +351,7 @@ class BenchRun:
 
     def save(self) -> None:
         self.doc["caches_dropped"] = bool(self.dropped)
-        self.doc["rows"] = [r.as_dict() for r in self.rows]
+        self.doc["rows"] = [r.as_dict() if isinstance(r, Row) else r for r in self.rows]
         write_json(self.args.out, self.doc)
 
 

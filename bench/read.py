@@ -1035,7 +1035,7 @@ def main(argv: list[str] | None = None) -> int:
         b.doc["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         b.doc["profiles"] = b.profiles
         try:
-            b.doc["rows"] = build_rows(b)
+            b.rows = build_rows(b)
         except Exception as exc:  # noqa: BLE001 - a partial run still writes its raw numbers
             log(f"table: {exc!r}")
         b.save()
