@@ -129,6 +129,7 @@ class Bench(common.BenchRun):
         log(f"data {key}: {fmt_bytes(info['bytes'])} {how}")
         return info
 
+
 def log(msg: str) -> None:
     print(f"[ingest {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 

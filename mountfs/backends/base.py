@@ -15,6 +15,8 @@ import io
 from dataclasses import dataclass
 from typing import BinaryIO, Iterable, Iterator
 
+from ..errors import StoreError
+
 
 @dataclass(frozen=True)
 class ObjectInfo:
@@ -131,8 +133,6 @@ class Prefixed:
         self.url = base_url + (f"/{folder}" if folder else "")
 
     def _key(self, key: str) -> str:
-        from ..errors import StoreError
-
         if not key or key.startswith("/"):
             raise StoreError(f"invalid object key {key!r}")
         return self._root + key

@@ -334,11 +334,7 @@ class S3Backend(Prefixed, Backend):
             raise self._map(exc, "ranged get", key) from exc
 
     def put(self, key: str, data: bytes | memoryview) -> None:
-        try:
-            self._crc_client.put_object(Bucket=self.bucket, Key=self._key(key), Body=bytes(data),
-                                        ChecksumCRC32=_crc32([data]))
-        except _BOTO_ERRORS as exc:
-            raise self._map(exc, "put", key) from exc
+        self.put_parts(key, [data])
 
     def put_parts(self, key: str, parts: list[bytes | memoryview]) -> None:
         # streamed from the parts: a pack is never copied into one more buffer
