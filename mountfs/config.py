@@ -74,6 +74,8 @@ class Config:
     run_dir: str = field(default_factory=lambda: default_run_dir())
     #: group allowed on a root daemon's control socket besides root ("" = root only)
     control_group: str = ""
+    #: the daemon's FUSE thread runs SCHED_FIFO (the lowest realtime priority) where allowed
+    realtime: bool = True
     #: environment seen at load time, so lower layers never read os.environ
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -106,7 +108,8 @@ def load(environ: Mapping[str, str] | None = None, **explicit: Any) -> Config:
     data = _read_file(path)
     section = dict(data.get("mountfs", {}))
     # top-level keys are accepted too, so a tiny config can be flat
-    for key in ("store", "cache_dir", "cache_size", "cache_min_free", "mountpoint", "run_dir", "control_group"):
+    for key in ("store", "cache_dir", "cache_size", "cache_min_free", "mountpoint", "run_dir", "control_group",
+                "realtime"):
         if key in data and key not in section:
             section[key] = data[key]
     kwargs: dict[str, Any] = {}
@@ -116,6 +119,10 @@ def load(environ: Mapping[str, str] | None = None, **explicit: Any) -> Config:
     for key in ("cache_size", "cache_min_free"):
         if key in section:
             kwargs[key] = parse_size(section[key])
+    if "realtime" in section:
+        if not isinstance(section["realtime"], bool):
+            raise ConfigError(f"realtime in {path} must be true or false, not {section['realtime']!r}")
+        kwargs["realtime"] = section["realtime"]
     s3 = dict(data.get("s3", {}))
     kwargs["s3_hosts"] = dict(s3.pop("hosts", {}))
     kwargs["s3"] = s3

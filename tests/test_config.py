@@ -43,3 +43,15 @@ def test_bad_size_and_bad_file(tmp_path: Path) -> None:
     bad.write_text("store = [unclosed\n")
     with pytest.raises(ConfigError, match="bad.toml"):
         config.load({"MOUNTFS_CONFIG": str(bad)})
+
+
+def test_realtime_switch(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    assert config.load({"MOUNTFS_CONFIG": str(f)}).realtime is True
+    f.write_text("realtime = false\n")
+    assert config.load({"MOUNTFS_CONFIG": str(f)}).realtime is False
+    f.write_text('[mountfs]\nrealtime = true\n')
+    assert config.load({"MOUNTFS_CONFIG": str(f)}).realtime is True
+    f.write_text('realtime = "no"\n')
+    with pytest.raises(ConfigError, match="realtime .* must be true or false"):
+        config.load({"MOUNTFS_CONFIG": str(f)})

@@ -62,6 +62,8 @@ class Daemon:
         self.namespace = None if single else Namespace(session.catalog)
         self.tree = Tree(self.tables, lambda rec: session.store(rec.storage), self.namespace, single)
         self.reader: Reader | None = None
+        #: whether the FUSE thread got realtime scheduling (``mounts.realtime_thread``)
+        self.realtime = False
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -106,6 +108,8 @@ class Daemon:
                 nursery.start_soon(self._signals)
                 if self.namespace is not None:
                     nursery.start_soon(self._refresher)
+                # pyfuse3.main() answers requests in this thread
+                self.realtime = self.cfg.realtime and mounts.realtime_thread()
                 nursery.start_soon(self._after_mount, ops.no_open)
                 await pyfuse3.main()
             finally:
@@ -120,9 +124,11 @@ class Daemon:
         if os.geteuid() == 0:
             read_ahead = await trio.to_thread.run_sync(mounts.raise_read_ahead, self.mountpoint)
         log.info(
-            "mounted mountpoint=%s dataset=%s store=%s no_open=%s read_ahead_1m=%s",
-            self.mountpoint, self.dataset_id or "catalog", self.sess.catalog_url, no_open, read_ahead,
+            "mounted mountpoint=%s dataset=%s store=%s no_open=%s read_ahead_1m=%s realtime=%s",
+            self.mountpoint, self.dataset_id or "catalog", self.sess.catalog_url, no_open, read_ahead, self.realtime,
         )
+        if self.cfg.realtime and not self.realtime:
+            log.info("the FUSE thread runs at normal priority: realtime scheduling needs root or CAP_SYS_NICE")
         _sd_notify(self.cfg, "READY=1")
 
     async def _signals(self) -> None:
@@ -176,6 +182,7 @@ class Daemon:
             "store": self.sess.catalog_url,
             "uptime": round(time.time() - self.started, 1),
             "no_open": NO_OPEN_SUPPORTED,
+            "realtime": self.realtime,
             "versions_mounted": [m.record.id for m in self.tree.mounted()],
             "reads": stats.reads if stats else 0,
             "read_hits": stats.hits if stats else 0,

@@ -283,10 +283,10 @@ class Harness:
         self.wait_up(d)
         return d
 
-    def mount(self, spec: str, mountpoint: str, *extra: str) -> Daemon:
+    def mount(self, spec: str, mountpoint: str, *extra: str, env: dict[str, str] | None = None) -> Daemon:
         """``mountfs mount SPEC DIR``: the CLI detaches a daemon; find it by the PID it recorded."""
         self.mountpoints.add(mountpoint)
-        out = self.cli("mount", *extra, spec, mountpoint).stdout
+        out = self.cli("mount", *extra, spec, mountpoint, env=env).stdout
         assert "mounted" in out, out
         files = mounts.RuntimeFiles(self.run_dir, mountpoint)
         info = json.loads(Path(files.info).read_text())

@@ -452,3 +452,33 @@ def test_corrupted_pack_gives_eio_never_wrong_bytes(h: Harness, tmp_path: Path) 
     assert d.status()["fetch_errors"] > 0
     problems = d.log_problems()
     assert any(bad.pack in line for line in problems if " ERROR " in line), problems
+
+
+def _policies(pid: int) -> dict[int, int]:
+    """Scheduling policy of each thread of ``pid`` (SCHED_RESET_ON_FORK included)."""
+    return {int(t): os.sched_getscheduler(int(t)) for t in os.listdir(f"/proc/{pid}/task")}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="realtime scheduling needs root or CAP_SYS_NICE")
+def test_fuse_thread_realtime_and_its_off_switch(h: Harness, tmp_path: Path) -> None:
+    src = random_tree(tmp_path / "v1", seed=1, files=30)
+    v1 = build("p", "n", src)
+    mp = h.mountpoint("rt")
+    d = h.mount(v1.id, mp)
+    assert_same_tree(mp, src)  # reads start worker threads, which must stay normal
+    policies = _policies(d.pid)
+    assert policies.pop(d.pid) == os.SCHED_FIFO | os.SCHED_RESET_ON_FORK
+    assert os.sched_getparam(d.pid).sched_priority == 1
+    assert policies and set(policies.values()) == {os.SCHED_OTHER}, policies
+    assert d.status()["realtime"] is True
+    assert "realtime=True" in d.log_text()
+    h.cli("umount", mp)
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("realtime = false\n")
+    mp2 = h.mountpoint("normal")
+    d2 = h.mount(v1.id, mp2, env={**h.env, "MOUNTFS_CONFIG": str(cfg)})
+    assert _policies(d2.pid)[d2.pid] == os.SCHED_OTHER
+    assert d2.status()["realtime"] is False
+    assert_same_tree(mp2, src)
+    h.cli("umount", mp2)

@@ -167,7 +167,10 @@ def test_unit_hardening_keeps_fuse_working() -> None:
     assert not present, f"these give the service its own mount namespace, hiding /datasets: {present}"
     assert "User" not in svc  # mounting needs root
     assert any(v.split()[0] == "/dev/fuse" and "rw" in v.split()[1:] for v in svc["DeviceAllow"])
-    assert "CAP_SYS_ADMIN" in " ".join(svc["CapabilityBoundingSet"]).split()
+    caps = " ".join(svc["CapabilityBoundingSet"]).split()
+    assert "CAP_SYS_ADMIN" in caps
+    # the FUSE thread's realtime scheduling (config `realtime`, default on)
+    assert "CAP_SYS_NICE" in caps and svc.get("RestrictRealtime", ["no"])[-1] != "yes"
     families = " ".join(svc.get("RestrictAddressFamilies", ["AF_UNIX AF_INET AF_INET6"])).split()
     assert {"AF_UNIX", "AF_INET", "AF_INET6"} <= set(families)  # control socket, the store
 
