@@ -230,13 +230,19 @@ class ChunkCache:
         self._check_digest(digest)
         self.put_many([(digest, data)])
 
-    def put_many(self, items: Iterable[tuple[bytes, bytes | memoryview]]) -> None:
-        """:meth:`put` for many chunks: one file, one index transaction (one commit, one sync)."""
+    def put_many(self, items: Iterable[tuple[bytes, bytes | memoryview]], verified: bool = False) -> None:
+        """:meth:`put` for many chunks: one file, one index transaction (one commit, one sync).
+
+        ``verified``: the caller has just checked every chunk against its digest
+        (``Store.read_chunks`` does), so they are not hashed a second time.
+        """
         new: dict[bytes, bytes | memoryview] = {}
         for digest, data in items:
-            actual = xxhash.xxh3_128_digest(data)
-            if actual != digest:
-                raise IntegrityError(f"chunk {digest.hex()}: data does not match its digest (it hashes to {actual.hex()})")
+            if not verified:
+                actual = xxhash.xxh3_128_digest(data)
+                if actual != digest:
+                    raise IntegrityError(
+                        f"chunk {digest.hex()}: data does not match its digest (it hashes to {actual.hex()})")
             new[digest] = data
         if not new:
             return

@@ -14,7 +14,8 @@
   follows, instead of being read back from the cache file.  Waiting reads get
   fetched bytes before they are written to the cache; the fetch keeps its slot
   until then, so memory stays bounded by ``max_fetches`` groups.
-- Every fetched chunk was verified by the store; the cache verifies on put.
+- Every fetched chunk was verified by the store (``Store.read_chunks``), so the
+  cache does not hash it again on put.
 """
 
 from __future__ import annotations
@@ -411,7 +412,7 @@ class Reader:
 
     def _put_blocking(self, got: dict[bytes, bytes]) -> None:
         try:
-            self.cache.put_many(got.items())
+            self.cache.put_many(got.items(), verified=True)  # read_chunks checked each one
         except LocalDiskError as exc:
             log.warning("cache is full, serving without caching: %s", exc)
 
