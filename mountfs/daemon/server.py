@@ -188,6 +188,7 @@ class Daemon:
             "read_hits": stats.hits if stats else 0,
             "chunk_misses": stats.misses if stats else 0,
             "read_ahead_hits": stats.hot_hits if stats else 0,
+            "read_ahead_from_cache": stats.cache_loads if stats else 0,
             "bytes_read": stats.bytes_read if stats else 0,
             "bytes_fetched": stats.bytes_fetched if stats else 0,
             "fetches": stats.fetches if stats else 0,

@@ -10,6 +10,9 @@
 - Reads that continue where the previous one ended prefetch ahead in the
   background with a window that doubles while the reads stay sequential
   (mountpoint-s3's scheme), bounded per file and by the worker limit.
+- Read-ahead of chunks the cache already holds reads them from their cache
+  files into memory in the background, one read per file (a folder read again
+  after the page cache let it go, a restarted daemon).
 - What read-ahead fetched waits in memory (``HOT_BYTES``) for the read that
   follows, instead of being read back from the cache file.  Waiting reads get
   fetched bytes before they are written to the cache; the fetch keeps its slot
@@ -103,6 +106,7 @@ class ReadStats:
     fetches: int = 0
     prefetched_chunks: int = 0
     hot_hits: int = 0
+    cache_loads: int = 0
     errors: int = 0
     inflight: int = field(default=0)
 
@@ -131,6 +135,8 @@ class Reader:
         self._dirs: deque[_DirStream] = deque(maxlen=DIR_STREAMS)
         self._hot: OrderedDict[bytes, bytes | memoryview] = OrderedDict()
         self._hot_bytes = 0
+        self._loading: set[bytes] = set()  # chunks being read ahead from the cache files
+        self._loaded: set[bytes] = set()  # chunks in memory that came from the cache files
 
     # --- the read path -----------------------------------------------------------
 
@@ -147,6 +153,7 @@ class Reader:
         last = bisect.bisect_left(starts, end) - 1
         pieces: list[bytes | memoryview | None] = []
         missing: list[ChunkRef] = []
+        from_disk = False
         for j in range(first, last + 1):
             c = node.chunks[j]
             lo = max(offset, starts[j]) - starts[j]
@@ -154,6 +161,7 @@ class Reader:
             data = self._from_hot(c, lo, hi)
             if data is None:
                 data = self.cache.read(c.digest, lo, hi - lo)
+                from_disk = True
             if data is None or len(data) != hi - lo:
                 missing.append(c)
                 data = None
@@ -175,7 +183,10 @@ class Reader:
         else:
             self.stats.hits += 1
             if offset == 0:
-                self._dir_prefetch(m, node, False)
+                # a read that had to go to the cache file starts a folder's read-ahead too
+                refs = self._dir_prefetch(m, node, from_disk, restart=from_disk)
+                if refs:
+                    self._nursery.start_soon(self._prefetch, m.store, refs)
         self._after_read(ino, m, node, starts, offset, end, last)
         # pyfuse3 takes any buffer: a read within one chunk is sent without a copy
         out: bytes | memoryview = pieces[0] if len(pieces) == 1 else b"".join(pieces)  # type: ignore[arg-type,assignment]
@@ -218,39 +229,47 @@ class Reader:
 
     # --- recently fetched chunks ---------------------------------------------------
 
-    def _keep_hot(self, digest: bytes, data: bytes | memoryview) -> None:
+    def _keep_hot(self, digest: bytes, data: bytes | memoryview, loaded: bool = False) -> None:
         # what was just fetched is about to be read (read-ahead): serve it from
         # memory rather than reading it back from the cache file on disk
-        old = self._hot.pop(digest, None)
-        if old is not None:
-            self._hot_bytes -= len(old)
+        self._drop_hot(digest)
         if isinstance(data, memoryview):  # a view would keep the whole fetched range alive
             data = bytes(data)
         self._hot[digest] = data
         self._hot_bytes += len(data)
+        if loaded:
+            self._loaded.add(digest)
         while self._hot_bytes > HOT_BYTES:
-            self._hot_bytes -= len(self._hot.popitem(last=False)[1])
+            self._drop_hot(next(iter(self._hot)))
+
+    def _drop_hot(self, digest: bytes) -> None:
+        data = self._hot.pop(digest, None)
+        if data is not None:
+            self._hot_bytes -= len(data)
+            self._loaded.discard(digest)
 
     def _from_hot(self, c: ChunkRef, lo: int, hi: int) -> memoryview | None:
         data = self._hot.get(c.digest)
         if data is None:
             return None
+        if c.digest in self._loaded and not self.cache.contains(c.digest):
+            # read ahead from a cache file since cleared or evicted: fetch it again,
+            # so that what the mount served is in the cache afterwards
+            self._drop_hot(c.digest)
+            return None
         self.stats.hot_hits += 1
         if hi >= c.size:  # read to its end: done with it
-            del self._hot[c.digest]
-            self._hot_bytes -= len(data)
+            self._drop_hot(c.digest)
         return memoryview(data)[lo:hi]
 
     # --- prefetch ------------------------------------------------------------------
-
-    def _absent(self, c: ChunkRef) -> bool:
-        return c.digest not in self._inflight and not self.cache.contains(c.digest)
 
     def _dir_batch(self, m: Mounted, after: int, budget: int) -> tuple[list[ChunkRef], int, int]:
         """About ``budget`` bytes of the files numbered after ``after`` that are neither
         cached nor being fetched, up to the end of the pack block the budget ends in
         (so the next batch starts on a block: whole-block reads); also the last file
-        looked at and the one halfway."""
+        looked at and the one halfway.  What of it the cache holds is read into
+        memory in the background (``_load_soon``)."""
         candidates: list[ChunkRef] = []
         last = half = after
         total = 0
@@ -266,26 +285,61 @@ class Reader:
                 # here (where a folder of small files ends) would only hold memory
                 continue
             for c in nxt.chunks:
-                if c.digest not in self._inflight:
+                if c.digest not in self._inflight and c.digest not in self._hot:
                     candidates.append(c)
                 total += c.length
                 tail = c
-        absent = set(self.cache.missing(c.digest for c in candidates))
-        return [c for c in candidates if c.digest in absent], last, half
+        return self._split_cached(candidates), last, half
 
-    def _dir_prefetch(self, m: Mounted, node: Node, starts_fetch: bool) -> list[ChunkRef]:
+    def _split_cached(self, refs: list[ChunkRef]) -> list[ChunkRef]:
+        """Of read-ahead candidates, start reading the cached ones into memory; return the rest (to fetch)."""
+        absent = set(self.cache.missing(c.digest for c in refs))
+        self._load_soon([c for c in refs if c.digest not in absent])
+        return [c for c in refs if c.digest in absent]
+
+    def _load_soon(self, refs: list[ChunkRef]) -> None:
+        refs = [c for c in refs if c.digest not in self._loading]
+        if refs:
+            self._loading.update(c.digest for c in refs)
+            self._nursery.start_soon(self._load, refs)
+
+    async def _load(self, refs: list[ChunkRef]) -> None:
+        """Read-ahead from the cache files: what a mount reads again after the page
+        cache let it go comes from a few reads of whole cache files into memory,
+        not one disk read per chunk inside the event loop."""
+        digests = [c.digest for c in refs]
+        try:
+            got = await trio.to_thread.run_sync(self.cache.read_many, digests, limiter=self._limiter)
+        except Exception as exc:  # the reads that want them go to the cache themselves
+            log.debug("read-ahead from the cache failed: %s", exc)
+            got = {}
+        finally:
+            self._loading.difference_update(digests)
+        self.stats.cache_loads += len(got)
+        for digest, data in got.items():
+            self._keep_hot(digest, data, loaded=True)
+
+    def _dir_prefetch(self, m: Mounted, node: Node, starts_fetch: bool, restart: bool = False) -> list[ChunkRef]:
         """Read-ahead across the files of a version read in path order (= pack order).
 
-        A miss at the start of a small file that starts a fetch also fetches
-        the next files: they sit right after it in the pack.  Once reads reach
+        A miss at the start of a small file that starts a fetch (or a read
+        from the cache file) also reads ahead the next files: they sit right
+        after it in the pack, and in the same cache file once fetched.  Once reads reach
         the middle of what was fetched that way, the next batch is started in
         the background, so readers going through a directory keep finding their
         files already fetched instead of stopping at each batch's end.
-        Returns the chunks to fetch together with the miss (empty on a hit).
+        ``restart``: the file came from its cache file although a stream covers
+        it, so that stream is stale.  Returns the chunks to fetch together with
+        the miss.
         """
         if node.size > SMALL_FILE:
             return []
         st = next((d for d in self._dirs if d.vk == m.vk and d.start <= node.ino <= d.end), None)
+        if st is not None and restart:
+            # a file this stream read ahead came from its cache file, not memory:
+            # the folder is read again (its read-ahead long consumed); start over here
+            self._dirs.remove(st)
+            st = None
         if st is None:
             if not starts_fetch:
                 return []
@@ -323,7 +377,8 @@ class Reader:
         chunks = node.chunks
         while hi < len(chunks) and _same_block(chunks[hi], chunks[hi - 1]):
             hi += 1  # to the end of the pack block the window ends in: whole blocks, no remnant reads
-        ahead = [c for c in node.chunks[lo:hi] if self._absent(c)]
+        ahead = self._split_cached(
+            [c for c in chunks[lo:hi] if c.digest not in self._inflight and c.digest not in self._hot])
         st.prefetched_to = hi
         if ahead:
             self.stats.prefetched_chunks += len(ahead)

@@ -490,3 +490,26 @@ def test_a_layout_1_cache_is_emptied_and_keeps_its_file_tables(tmp_path):
         data, d = chunk(1, 100)
         cache.put(d, data)
         assert cache.get(d) == data
+
+
+@pytest.mark.allow_warnings  # the damaged chunk is dropped with a warning
+def test_read_many_reads_each_file_once_and_leaves_out_damage(open_cache, monkeypatch):
+    first = [chunk(i, 5000) for i in range(4)]
+    second = [chunk(i, 3000) for i in range(10, 12)]
+    cache = open_cache()
+    cache.put_many((d, data) for data, d in first)
+    cache.put_many((d, data) for data, d in second)
+    path, offset = _file_of(cache, first[2][1])
+    cache.close()
+    with open(path, "r+b") as fh:
+        fh.seek(offset + 10)
+        fh.write(b"\xff" * 10)
+    cache = open_cache()  # a new process verifies each chunk the first time it serves it
+    reads = []
+    real = cache._read_file
+    monkeypatch.setattr(cache, "_read_file", lambda fid, off, n: reads.append(fid) or real(fid, off, n))
+    absent = b"\x01" * 16
+    got = cache.read_many([d for _, d in first] + [d for _, d in second] + [absent])
+    assert got == {d: data for data, d in first + second if d != first[2][1]}  # the damaged one left out
+    assert len(reads) == 2  # one read per cache file
+    assert cache.read(first[2][1], 0, 100) is None  # the read that wants it drops it (and fetches it again)

@@ -227,6 +227,38 @@ def test_directory_order_prefetch(setup: Setup) -> None:
     assert setup.store.calls == calls
 
 
+def test_directory_read_again_comes_from_the_cache_files_into_memory(setup: Setup) -> None:
+    """A folder read again after its read-ahead was used (a later epoch, a restarted daemon):
+    the first file read from its cache file starts reading the next ones into memory, in the
+    background, with one read per cache file."""
+    setup.read_all([("small/a.txt", 0, 4096)])  # fetches the folder into the cache
+    calls = setup.store.calls
+    nxt = ("small/b.bin", "small/c.bin", "u.bin")
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            reader = Reader(setup.tree, setup.cache, nursery)
+            assert await reader.read(setup.ino["small/a.txt"], 0, 4096) == setup.files["small/a.txt"]
+            with trio.fail_after(10):
+                while reader.stats.cache_loads < len(nxt):
+                    await trio.sleep(0.01)
+            for rel in nxt:
+                assert await reader.read(setup.ino[rel], 0, 1 << 20) == setup.files[rel]
+            assert reader.stats.hot_hits == len(nxt)
+            # the same folder once more, in the same reader: its read-ahead was used up, so it starts over
+            assert await reader.read(setup.ino["small/a.txt"], 0, 4096) == setup.files["small/a.txt"]
+            with trio.fail_after(10):
+                while reader.stats.cache_loads < 2 * len(nxt):
+                    await trio.sleep(0.01)
+            for rel in nxt:
+                assert await reader.read(setup.ino[rel], 0, 1 << 20) == setup.files[rel]
+            assert reader.stats.hot_hits == 2 * len(nxt)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    assert setup.store.calls == calls  # nothing fetched again
+
+
 def _corrupt(setup: Setup, rel: str, chunk: int) -> tuple[Path, bytes, bytes]:
     """Flip bytes inside one stored chunk of ``rel``; return (pack path, original pack, digest)."""
     _, node = setup.tree.file(setup.ino[rel])
