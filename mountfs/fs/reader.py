@@ -324,10 +324,10 @@ class Reader:
 
         A miss at the start of a small file that starts a fetch (or a read
         from the cache file) also reads ahead the next files: they sit right
-        after it in the pack, and in the same cache file once fetched.  Once reads reach
-        the middle of what was fetched that way, the next batch is started in
-        the background, so readers going through a directory keep finding their
-        files already fetched instead of stopping at each batch's end.
+        after it in the pack, and in the same cache file once fetched.  Once
+        reads reach the middle of what was read ahead that way, the next batch
+        is started in the background, so readers going through a directory keep
+        finding their files in memory instead of stopping at each batch's end.
         ``restart``: the file came from its cache file although a stream covers
         it, so that stream is stale.  Returns the chunks to fetch together with
         the miss.

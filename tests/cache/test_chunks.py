@@ -451,16 +451,21 @@ def test_chunks_put_together_share_a_file_and_leave_together(open_cache):
     assert set(check_consistent(cache)) == {d for _, d in first}
 
 
+def _damage_and_close(cache, digest: bytes) -> None:
+    """Close ``cache``, then flip 10 bytes inside the chunk ``digest`` in its shared file."""
+    path, offset = _file_of(cache, digest)
+    cache.close()
+    with open(path, "r+b") as fh:
+        fh.seek(offset + 10)
+        fh.write(b"\xff" * 10)
+
+
 @pytest.mark.allow_warnings
 def test_a_damaged_chunk_in_a_shared_file_drops_only_itself(open_cache, tmp_path, caplog):
     items = [chunk(i, 5000) for i in range(3)]
     cache = open_cache()
     cache.put_many((d, data) for data, d in items)
-    path, offset = _file_of(cache, items[1][1])
-    cache.close()
-    with open(path, "r+b") as fh:
-        fh.seek(offset + 10)
-        fh.write(b"\xff" * 10)
+    _damage_and_close(cache, items[1][1])
     cache = open_cache()  # a new process would not trust the file either
     assert cache.read(items[1][1], 0, 100) is None
     assert items[1][1].hex() in caplog.text
@@ -499,11 +504,7 @@ def test_read_many_reads_each_file_once_and_leaves_out_damage(open_cache, monkey
     cache = open_cache()
     cache.put_many((d, data) for data, d in first)
     cache.put_many((d, data) for data, d in second)
-    path, offset = _file_of(cache, first[2][1])
-    cache.close()
-    with open(path, "r+b") as fh:
-        fh.seek(offset + 10)
-        fh.write(b"\xff" * 10)
+    _damage_and_close(cache, first[2][1])
     cache = open_cache()  # a new process verifies each chunk the first time it serves it
     reads = []
     real = cache._read_file
