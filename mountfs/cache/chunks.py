@@ -44,7 +44,7 @@ import shutil
 import struct
 import threading
 import time
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import lmdb
 import xxhash
@@ -289,11 +289,14 @@ class ChunkCache:
                     os.unlink(tmp)
         self._evict_if_needed(total)
 
-    def read_many(self, digests: Iterable[bytes]) -> dict[bytes, bytes]:
-        """The chunks of ``digests`` that the cache holds, with one read per cache file.
+    def read_many(self, digests: Iterable[bytes], sink: Callable[[list[tuple[bytes, bytes]]], None],
+                  span: int = _DIRECT_PIECE) -> int:
+        """Read the chunks of ``digests`` that the cache holds, handing them to ``sink``
+        a few at a time; return how many.
 
-        Chunks fetched together share a file, so a folder read back in order
-        costs a few reads of some MiB instead of one per chunk.  Chunks are
+        Chunks fetched together share a file, so neighbours are read together, in
+        reads of about ``span`` bytes: a folder read back in order costs a few
+        large reads, and no more than a span is held here at once.  Chunks are
         verified as :meth:`read` does; a missing or damaged one is left out (the
         read that wants it then drops it and fetches it again).
         """
@@ -302,25 +305,34 @@ class ChunkCache:
         by_file: dict[bytes, list[tuple[int, int, bytes]]] = {}
         for digest, (size, fid, base) in found:
             by_file.setdefault(fid, []).append((base, size, digest))
-        out: dict[bytes, bytes] = {}
+        count = 0
         for fid, items in by_file.items():
             items.sort()
-            start = items[0][0]
-            try:
-                blob = memoryview(self._read_file(fid, start, max(b + s for b, s, _ in items) - start))
-            except FileNotFoundError:
-                continue  # evicted meanwhile
-            for base, size, digest in items:
-                data = bytes(blob[base - start:base - start + size])
-                if len(data) != size:
-                    continue
-                if digest not in self._verified:
-                    if xxhash.xxh3_128_digest(data) != digest:
+            while items:
+                run = [items.pop(0)]
+                while items and items[0][0] + items[0][1] - run[0][0] <= span:
+                    run.append(items.pop(0))
+                start = run[0][0]
+                try:
+                    blob = memoryview(self._read_file(fid, start, run[-1][0] + run[-1][1] - start))
+                except FileNotFoundError:
+                    break  # evicted meanwhile
+                good: list[tuple[bytes, bytes]] = []
+                for base, size, digest in run:
+                    data = bytes(blob[base - start:base - start + size])
+                    if len(data) != size:
                         continue
-                    self._verified.add(digest)
-                out[digest] = data
-                self._use(digest)
-        return out
+                    if digest not in self._verified:
+                        if xxhash.xxh3_128_digest(data) != digest:
+                            continue
+                        self._verified.add(digest)
+                    good.append((digest, data))
+                    self._use(digest)
+                del blob
+                if good:
+                    sink(good)
+                    count += len(good)
+        return count
 
     def missing(self, digests: Iterable[bytes]) -> list[bytes]:
         """The digests the index does not have, in one read transaction."""

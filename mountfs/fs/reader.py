@@ -129,6 +129,8 @@ class Reader:
         self.stats = ReadStats()
         self._nursery = nursery
         self._limiter = trio.CapacityLimiter(max_fetches)
+        #: read-ahead from the cache files: two readers of the local disk are plenty
+        self._load_limiter = trio.CapacityLimiter(2)
         self._inflight: dict[bytes, _Inflight] = {}
         self._starts: OrderedDict[tuple[bytes, int], list[int]] = OrderedDict()
         self._streams: OrderedDict[int, _Stream] = OrderedDict()
@@ -308,16 +310,21 @@ class Reader:
         cache let it go comes from a few reads of whole cache files into memory,
         not one disk read per chunk inside the event loop."""
         digests = [c.digest for c in refs]
+
+        def keep(got: list[tuple[bytes, bytes]]) -> None:  # in the event loop, a span at a time
+            for digest, data in got:
+                self._keep_hot(digest, data, loaded=True)
+            self.stats.cache_loads += len(got)
+
+        def blocking() -> int:
+            return self.cache.read_many(digests, lambda got: trio.from_thread.run_sync(keep, got))
+
         try:
-            got = await trio.to_thread.run_sync(self.cache.read_many, digests, limiter=self._limiter)
+            await trio.to_thread.run_sync(blocking, limiter=self._load_limiter)
         except Exception as exc:  # the reads that want them go to the cache themselves
             log.debug("read-ahead from the cache failed: %s", exc)
-            got = {}
         finally:
             self._loading.difference_update(digests)
-        self.stats.cache_loads += len(got)
-        for digest, data in got.items():
-            self._keep_hot(digest, data, loaded=True)
 
     def _dir_prefetch(self, m: Mounted, node: Node, starts_fetch: bool, restart: bool = False) -> list[ChunkRef]:
         """Read-ahead across the files of a version read in path order (= pack order).

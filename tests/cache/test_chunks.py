@@ -510,7 +510,14 @@ def test_read_many_reads_each_file_once_and_leaves_out_damage(open_cache, monkey
     real = cache._read_file
     monkeypatch.setattr(cache, "_read_file", lambda fid, off, n: reads.append(fid) or real(fid, off, n))
     absent = b"\x01" * 16
-    got = cache.read_many([d for _, d in first] + [d for _, d in second] + [absent])
+    handed: list[list[tuple[bytes, bytes]]] = []
+    n = cache.read_many([d for _, d in first] + [d for _, d in second] + [absent], handed.append)
+    got = dict(pair for batch in handed for pair in batch)
     assert got == {d: data for data, d in first + second if d != first[2][1]}  # the damaged one left out
-    assert len(reads) == 2  # one read per cache file
+    assert n == len(got) == 5
+    assert len(reads) == 2  # neighbours in one cache file are read together
+    reads.clear()
+    handed.clear()
+    cache.read_many([d for _, d in first], handed.append, span=5000)  # reads of at most a span
+    assert len(reads) == 4 and len(handed) == 3  # one read per chunk; the damaged one handed nowhere
     assert cache.read(first[2][1], 0, 100) is None  # the read that wants it drops it (and fetches it again)
