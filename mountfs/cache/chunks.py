@@ -320,14 +320,9 @@ class ChunkCache:
                 good: list[tuple[bytes, bytes]] = []
                 for base, size, digest in run:
                     data = bytes(blob[base - start:base - start + size])
-                    if len(data) != size:
-                        continue
-                    if digest not in self._verified:
-                        if xxhash.xxh3_128_digest(data) != digest:
-                            continue
-                        self._verified.add(digest)
-                    good.append((digest, data))
-                    self._use(digest)
+                    if len(data) == size and (digest in self._verified or self._verify(digest, data, size)):
+                        good.append((digest, data))
+                        self._use(digest)
                 del blob
                 if good:
                     sink(good)
@@ -511,12 +506,18 @@ class ChunkCache:
             self._drop(digest, fid, "its file is missing")
             self._miss()
             return None
-        if len(data) != size or xxhash.xxh3_128_digest(data) != digest:
+        if not self._verify(digest, data, size):
             self._drop(digest, fid, "its file does not match its digest")
             self._miss()
             return None
-        self._verified.add(digest)
         return data
+
+    def _verify(self, digest: bytes, data: bytes, size: int) -> bool:
+        """Whether ``data`` is the whole chunk ``digest``; remembered as good for this process if so."""
+        if len(data) != size or xxhash.xxh3_128_digest(data) != digest:
+            return False
+        self._verified.add(digest)
+        return True
 
     def _drop(self, digest: bytes, fid: bytes, why: str) -> None:
         """Forget a chunk whose bytes are missing or damaged (the file too once it holds no chunk), and say so."""
