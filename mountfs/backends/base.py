@@ -55,18 +55,6 @@ class Backend(abc.ABC):
         blob = memoryview(self.get_range(key, offset, spans[-1][0] + spans[-1][1]))
         return [blob[start:start + length] for start, length in spans]
 
-    def get_range_into(self, key: str, offset: int, buf: memoryview) -> int:
-        """Read the ``len(buf)`` bytes at ``offset`` into ``buf`` with one ranged
-        request; return how many arrived (fewer only at end of object).
-
-        Backends that can receive straight into the caller's buffer override
-        this: a fetch then costs one copy (socket or file to buffer) instead of
-        two, and no fresh memory per chunk.
-        """
-        data = self.get_range(key, offset, len(buf))
-        buf[:len(data)] = data
-        return len(data)
-
     @abc.abstractmethod
     def put(self, key: str, data: bytes | memoryview) -> None:
         """Write the object atomically: readers see the old or the new bytes, never a part."""

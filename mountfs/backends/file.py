@@ -95,24 +95,6 @@ class FileBackend(Backend):
         finally:
             os.close(fd)
 
-    def get_range_into(self, key: str, offset: int, buf: memoryview) -> int:
-        try:
-            fd = os.open(self._path(key), os.O_RDONLY)
-        except OSError as exc:
-            raise _map_oserror(exc, key) from None
-        try:
-            got = 0
-            while got < len(buf):
-                n = os.preadv(fd, [buf[got:]], offset + got)
-                if not n:
-                    break
-                got += n
-            return got
-        except OSError as exc:
-            raise _map_oserror(exc, key) from None
-        finally:
-            os.close(fd)
-
     def _write_temp(self, key: str, write, sync: bool = True) -> Path:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -92,9 +92,6 @@ class RetryingBackend(Backend):
     def get_ranges(self, key: str, offset: int, spans: list[tuple[int, int]]) -> list[bytes | memoryview]:
         return self._call("ranged get", key, lambda: self.inner.get_ranges(key, offset, spans))
 
-    def get_range_into(self, key: str, offset: int, buf: memoryview) -> int:
-        return self._call("ranged get", key, lambda: self.inner.get_range_into(key, offset, buf))
-
     def put(self, key: str, data: bytes | memoryview) -> None:
         self._call("put", key, lambda: self.inner.put(key, data))
 

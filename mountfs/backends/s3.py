@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import http.client
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,7 +20,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Mapping
 import boto3
 import boto3.exceptions
 import botocore.exceptions
-import urllib3.exceptions
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
 
@@ -146,43 +144,6 @@ def _crc32(parts: list[bytes | memoryview]) -> str:
     for p in parts:
         crc = zlib.crc32(p, crc)
     return base64.b64encode(crc.to_bytes(4, "big")).decode()
-
-
-def _receive_into(body: Any, buf: memoryview) -> int:
-    """Read a response body into ``buf``; return how many bytes came.
-
-    botocore's ``read()`` returns fresh bytes for every call, which the cache
-    then copies again to write them: receiving straight into the caller's
-    buffer from the HTTP response under urllib3 halved the client CPU of a
-    ranged read (0.45 against 0.96 s/GB in 8 MiB ranges from SeaweedFS).
-    That response is a private attribute of both libraries, so anything
-    unexpected (another HTTP stack, a content encoding to undo) takes the
-    public, copying path.
-    """
-    raw = getattr(body, "_raw_stream", None)
-    fp = getattr(raw, "_fp", None)
-    n = 0
-    if not isinstance(fp, http.client.HTTPResponse) or raw.headers.get("content-encoding"):
-        while n < len(buf):
-            piece = body.read(min(len(buf) - n, 1 << 20))
-            if not piece:
-                break
-            buf[n:n + len(piece)] = piece
-            n += len(piece)
-        body.close()
-        return n
-    try:
-        while n < len(buf):
-            k = fp.readinto(buf[n:])
-            if not k:
-                break
-            n += k
-    finally:
-        if fp.isclosed():
-            raw.release_conn()  # the whole body was read: the connection serves the next request
-        else:
-            body.close()  # cut short: drop the connection, it is mid-response
-    return n
 
 
 def _truthy(value: Any) -> bool:
@@ -371,29 +332,6 @@ class S3Backend(Prefixed, Backend):
             raise self._map(exc, "ranged get", key) from exc
         except botocore.exceptions.BotoCoreError as exc:
             raise self._map(exc, "ranged get", key) from exc
-
-    def get_range_into(self, key: str, offset: int, buf: memoryview) -> int:
-        length = len(buf)
-        if length == 0:
-            return len(self.get_range(key, offset, 0))
-        try:
-            resp = self._client.get_object(Bucket=self.bucket, Key=self._key(key),
-                                           Range=f"bytes={offset}-{offset + length - 1}")
-            body = resp["Body"]
-            if "ContentRange" not in resp and resp.get("ResponseMetadata", {}).get("HTTPStatusCode") == 200:
-                body.close()  # a server that ignored Range: the base class slices the whole object
-                return super().get_range_into(key, offset, buf)
-            return _receive_into(body, buf)
-        except botocore.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "InvalidRange":
-                return 0
-            raise self._map(exc, "ranged get", key) from exc
-        except botocore.exceptions.BotoCoreError as exc:
-            raise self._map(exc, "ranged get", key) from exc
-        except (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError) as exc:
-            # the connection failed while the body arrived (reset, timeout, cut short)
-            raise TransientStoreError(f"S3 ranged get of {key!r} in {self.url} failed: "
-                                      f"{self._scrub(str(exc)) or type(exc).__name__}") from exc
 
     def put(self, key: str, data: bytes | memoryview) -> None:
         self.put_parts(key, [data])

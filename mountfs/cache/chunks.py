@@ -35,7 +35,6 @@ filling those extra pages cost more CPU than the fetch itself.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import logging
 import mmap
@@ -77,32 +76,9 @@ def _aligned_buffer() -> memoryview:
     return buf
 
 
-def _address(part: bytes | bytearray | memoryview) -> int | None:
-    """Where a writable buffer's bytes start in memory (None: read-only or empty)."""
-    try:
-        return ctypes.addressof(ctypes.c_char.from_buffer(part))
-    except (TypeError, ValueError):
-        return None
-
-
-def block_buffer(size: int) -> memoryview:
-    """A writable, page-aligned buffer of ``size`` bytes: fetched bytes received
-    into it are written to an O_DIRECT chunk file without a copy.
-
-    A fresh ``bytearray`` each time, freed with its last view; malloc hands the
-    same memory out again, so this cost as little CPU as a reused buffer (a
-    fresh ``mmap`` per fetch cost 2.5x: page faults) and needs no bookkeeping
-    of who still holds a view.
-    """
-    raw = bytearray(size + _ALIGN)
-    pad = -(_address(raw) or 0) % _ALIGN
-    return memoryview(raw)[pad:pad + size]
-
-
 def _write_direct(fd: int, parts: list[bytes | memoryview]) -> None:
     """Write the concatenation of ``parts`` to an O_DIRECT file: whole aligned
-    pieces, the last one padded, then the file cut to size.  A part that starts
-    on a page boundary (``block_buffer``) is written from where it is."""
+    pieces, the last one padded, then the file cut to size."""
     buf = _aligned_buffer()
     fill = total = 0
 
@@ -114,11 +90,6 @@ def _write_direct(fd: int, parts: list[bytes | memoryview]) -> None:
     for part in parts:
         src = memoryview(part).cast("B")
         pos = 0
-        if fill == 0 and len(src) >= _ALIGN and (_address(src) or 1) % _ALIGN == 0:
-            pos = len(src) - len(src) % _ALIGN
-            if os.write(fd, src[:pos]) != pos:
-                raise OSError(errno.ENOSPC, "short write to a cache file")
-            total += pos
         while pos < len(src):
             k = min(len(buf) - fill, len(src) - pos)
             buf[fill:fill + k] = src[pos:pos + k]
@@ -275,51 +246,27 @@ class ChunkCache:
             new[digest] = data
         if not new:
             return
-        fresh = set(self._unknown(new))
-        members, offset = [], 0
-        for digest, data in new.items():
-            if digest in fresh:
-                members.append((digest, offset, len(data)))
-                offset += len(data)
-        if members:
-            self._add_file([new[d] for d, _, _ in members], members)
-
-    def put_block(self, data: memoryview, members: Iterable[tuple[bytes, int, int]]) -> None:
-        """Store chunks that lie in ``data`` at known places (digest, offset, size),
-        as one file holding all of ``data``; the caller has verified them
-        (``Store.read_block`` does).  ``data`` from :func:`block_buffer` is
-        written to disk from where it is, without a copy."""
-        members = list(members)
-        fresh = set(self._unknown(d for d, _, _ in members))
-        if fresh:
-            self._add_file([data], [m for m in members if m[0] in fresh])
-
-    def _unknown(self, digests: Iterable[bytes]) -> list[bytes]:
-        """Of ``digests``, those not in the index; the others count as used now."""
-        digests = list(digests)
         with self._txn() as txn:
-            unknown = [d for d in digests if txn.get(d, db=self._chunks) is None]
-        absent = set(unknown)
-        for digest in digests:
-            if digest not in absent:
-                self._use(digest, hit=False)
-        return unknown
-
-    def _add_file(self, parts: list[bytes | memoryview], members: list[tuple[bytes, int, int]]) -> None:
-        """Write ``parts`` as one new chunk file and index ``members`` (digest,
-        offset, size) in it, in one transaction; then evict if needed."""
+            known = [d for d in new if txn.get(d, db=self._chunks) is not None]
+        for digest in known:
+            del new[digest]
+            self._use(digest, hit=False)
+        if not new:
+            return
         tmp = None
         try:
-            tmp = self._write_temp(parts)
+            tmp = self._write_temp(list(new.values()))
             fid = secrets.token_bytes(16)
             path = self._file_path(fid)
             with self._txn(write=True) as txn:
-                placed, placed_bytes = 0, 0
-                for digest, offset, size in members:
+                offset, placed, placed_bytes = 0, 0, 0
+                for digest, data in new.items():
+                    size = len(data)
                     if txn.get(digest, db=self._chunks) is None:  # not stored by another process meanwhile
                         txn.put(digest, _ENTRY.pack(size, fid, offset), db=self._chunks)
                         txn.put(fid + digest, b"", db=self._members_db)
                         placed, placed_bytes = placed + 1, placed_bytes + size
+                    offset += size
                 if placed:
                     stamp = self._next_stamp()
                     txn.put(fid, _FILE.pack(stamp, placed_bytes, placed), db=self._files)
@@ -329,7 +276,7 @@ class ChunkCache:
                     os.replace(tmp, path)
                     tmp = None
                 total = self._u64(txn, _BYTES)
-            self._verified.update(d for d, _, _ in members)
+            self._verified.update(new)
         except (OSError, lmdb.Error) as exc:
             if not _disk_full(exc):
                 raise

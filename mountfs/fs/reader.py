@@ -17,11 +17,8 @@
   follows, instead of being read back from the cache file.  Waiting reads get
   fetched bytes before they are written to the cache; the fetch keeps its slot
   until then, so memory stays bounded by ``max_fetches`` groups.
-- A group of uncompressed chunks is received into one page-aligned buffer
-  (``Store.read_block``): readers and read-ahead memory use views of it, and
-  the cache writes it to disk as it is, so fetched bytes are copied once.
-- Every fetched chunk was verified by the store, so the cache does not hash it
-  again on put.
+- Every fetched chunk was verified by the store (``Store.read_chunks``), so the
+  cache does not hash it again on put.
 """
 
 from __future__ import annotations
@@ -34,11 +31,11 @@ from typing import Callable
 
 import trio
 
-from ..cache import ChunkCache, block_buffer
+from ..cache import ChunkCache
 from ..cache.filetable import Node
 from ..backends import Backend
 from ..errors import LocalDiskError, UsageError
-from ..store import ChunkRef, FileEntry, Store, block_length
+from ..store import ChunkRef, FileEntry, Store
 from ..store.external import check_unchanged, read_range
 from .tree import Mounted, Tree
 
@@ -70,26 +67,12 @@ WINDOW_START = 2
 WINDOW_MAX = 32
 
 
-class _Block:
-    """The buffer one fetch received a pack range into (``Store.read_block``).
-
-    Its chunks are views of it, so read-ahead memory counts the whole buffer
-    while any of them is held, not the chunks' own sizes.
-    """
-
-    __slots__ = ("buf", "held")
-
-    def __init__(self, buf: memoryview) -> None:
-        self.buf = buf
-        self.held = 0
-
-
 class _Inflight:
     __slots__ = ("event", "data", "error")
 
     def __init__(self) -> None:
         self.event = trio.Event()
-        self.data: bytes | memoryview | None = None
+        self.data: bytes | None = None
         self.error: BaseException | None = None
 
 
@@ -152,7 +135,7 @@ class Reader:
         self._starts: OrderedDict[tuple[bytes, int], list[int]] = OrderedDict()
         self._streams: OrderedDict[int, _Stream] = OrderedDict()
         self._dirs: deque[_DirStream] = deque(maxlen=DIR_STREAMS)
-        self._hot: OrderedDict[bytes, tuple[bytes | memoryview, _Block | None]] = OrderedDict()
+        self._hot: OrderedDict[bytes, bytes | memoryview] = OrderedDict()
         self._hot_bytes = 0
         self._loading: set[bytes] = set()  # chunks being read ahead from the cache files
         self._loaded: set[bytes] = set()  # chunks in memory that came from the cache files
@@ -248,42 +231,29 @@ class Reader:
 
     # --- recently fetched chunks ---------------------------------------------------
 
-    def _keep_hot(self, digest: bytes, data: bytes | memoryview, loaded: bool = False,
-                  block: _Block | None = None) -> None:
+    def _keep_hot(self, digest: bytes, data: bytes | memoryview, loaded: bool = False) -> None:
         # what was just fetched is about to be read (read-ahead): serve it from
         # memory rather than reading it back from the cache file on disk
         self._drop_hot(digest)
-        if block is None:
-            if isinstance(data, memoryview):  # a view would keep the whole fetched range alive
-                data = bytes(data)
-            self._hot_bytes += len(data)
-        else:
-            if not block.held:
-                self._hot_bytes += len(block.buf)
-            block.held += 1
-        self._hot[digest] = (data, block)
+        if isinstance(data, memoryview):  # a view would keep the whole fetched range alive
+            data = bytes(data)
+        self._hot[digest] = data
+        self._hot_bytes += len(data)
         if loaded:
             self._loaded.add(digest)
         while self._hot_bytes > HOT_BYTES:
             self._drop_hot(next(iter(self._hot)))
 
     def _drop_hot(self, digest: bytes) -> None:
-        entry = self._hot.pop(digest, None)
-        if entry is not None:
-            data, block = entry
-            if block is None:
-                self._hot_bytes -= len(data)
-            else:
-                block.held -= 1
-                if not block.held:
-                    self._hot_bytes -= len(block.buf)
+        data = self._hot.pop(digest, None)
+        if data is not None:
+            self._hot_bytes -= len(data)
             self._loaded.discard(digest)
 
     def _from_hot(self, c: ChunkRef, lo: int, hi: int) -> memoryview | None:
-        entry = self._hot.get(c.digest)
-        if entry is None:
+        data = self._hot.get(c.digest)
+        if data is None:
             return None
-        data = entry[0]
         if c.digest in self._loaded and not self.cache.contains(c.digest):
             # read ahead from a cache file since cleared or evicted: fetch it again,
             # so that what the mount served is in the cache afterwards
@@ -458,10 +428,10 @@ class Reader:
             self._nursery.start_soon(self._fetch_group, store, group, hot)
         return list(waits.items())
 
-    async def _fetch(self, store: Store, refs: list[ChunkRef], wanted: set[bytes]) -> dict[bytes, bytes | memoryview]:
+    async def _fetch(self, store: Store, refs: list[ChunkRef], wanted: set[bytes]) -> dict[bytes, bytes]:
         """Fetch ``refs`` (sharing fetches already running); return the ``wanted`` chunks' bytes."""
         waits = dict(self._start(store, refs, hot=True))
-        out: dict[bytes, bytes | memoryview] = {}
+        out: dict[bytes, bytes] = {}
         for digest in wanted:
             f = waits[digest]
             await f.event.wait()
@@ -479,17 +449,13 @@ class Reader:
                 if hot:
                     # readers get the bytes before the cache write: waiting for the
                     # disk too made readers of a directory stall at each batch's end
-                    length = block_length(group)
-                    # allocated here, not in the worker: freed here too, so malloc
-                    # reuses it instead of each worker thread's arena keeping some
-                    block = None if length is None else _Block(block_buffer(length))
-                    got = await trio.to_thread.run_sync(self._get_blocking, store, group, block)
+                    got = await trio.to_thread.run_sync(self._get_blocking, store, group)
                     for c in group:
-                        self._keep_hot(c.digest, got[c.digest], block=block)
+                        self._keep_hot(c.digest, got[c.digest])
                         f = self._inflight[c.digest]  # stays until written: not fetched again meanwhile
                         f.data = got[c.digest]
                         f.event.set()
-                    await trio.to_thread.run_sync(self._put_blocking, group, got, block)
+                    await trio.to_thread.run_sync(self._put_blocking, got)
                 else:
                     got = await trio.to_thread.run_sync(self._fetch_blocking, store, group)
             self.stats.fetches += 1
@@ -511,32 +477,20 @@ class Reader:
         finally:
             self.stats.inflight -= 1
 
-    def _get_blocking(self, store: Store, group: list[ChunkRef], block: _Block | None) -> dict[bytes, bytes | memoryview]:
-        """Fetch a group: into ``block``'s buffer, which the cache then writes as it
-        is (one copy in all), if :func:`block_length` accepted it; else chunk by chunk."""
-        if block is None:
-            got: dict[bytes, bytes | memoryview] = dict(store.read_chunks(group))
-        else:
-            got = dict(store.read_block(group, block.buf))
+    def _get_blocking(self, store: Store, group: list[ChunkRef]) -> dict[bytes, bytes]:
+        got = store.read_chunks(group)
         self.stats.bytes_fetched += sum(len(d) for d in got.values())
         return got
 
-    def _put_blocking(self, group: list[ChunkRef], got: dict[bytes, bytes | memoryview], block: _Block | None) -> None:
-        # the store verified every chunk, so the cache does not hash them again
+    def _put_blocking(self, got: dict[bytes, bytes]) -> None:
         try:
-            if block is None:
-                self.cache.put_many(got.items(), verified=True)
-            else:
-                start = group[0].offset
-                self.cache.put_block(block.buf, [(c.digest, c.offset - start, c.size) for c in group])
+            self.cache.put_many(got.items(), verified=True)  # read_chunks checked each one
         except LocalDiskError as exc:
             log.warning("cache is full, serving without caching: %s", exc)
 
-    def _fetch_blocking(self, store: Store, group: list[ChunkRef]) -> dict[bytes, bytes | memoryview]:
-        length = block_length(group)
-        block = None if length is None else _Block(block_buffer(length))
-        got = self._get_blocking(store, group, block)
-        self._put_blocking(group, got, block)
+    def _fetch_blocking(self, store: Store, group: list[ChunkRef]) -> dict[bytes, bytes]:
+        got = self._get_blocking(store, group)
+        self._put_blocking(got)
         return got
 
 

@@ -5,6 +5,6 @@ See ``docs/FORMAT.md`` for the byte-level description.
 
 from .format import FORMAT_VERSION, ChunkParams
 from .manifest import ChunkRef, FileEntry
-from .store import Store, block_length
+from .store import Store
 
-__all__ = ["FORMAT_VERSION", "ChunkParams", "ChunkRef", "FileEntry", "Store", "block_length"]
+__all__ = ["FORMAT_VERSION", "ChunkParams", "ChunkRef", "FileEntry", "Store"]

@@ -14,7 +14,7 @@ from ..errors import IntegrityError, ObjectNotFound
 from . import manifest as manifest_codec
 from .format import ChunkParams, read_or_init
 from .manifest import ChunkRef, FileEntry
-from .packs import CODEC_NONE, decode_chunk, decode_footer, index_key, pack_key
+from .packs import decode_chunk, decode_footer, index_key, pack_key
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -27,19 +27,6 @@ COALESCE_GAP = 1 << 20
 
 def manifest_key(dataset_id: str) -> str:
     return f"datasets/{dataset_id}/manifest"
-
-
-def block_length(refs: list[ChunkRef]) -> int | None:
-    """How many bytes of their pack hold ``refs`` (one pack, sorted by offset), if
-    :meth:`Store.read_block` can receive them into one buffer as they are stored:
-    every chunk uncompressed and at most ``COALESCE_GAP`` of other bytes in
-    between.  ``None`` otherwise (``Store.read_chunks`` then)."""
-    if not refs or any(r.codec != CODEC_NONE or r.pack != refs[0].pack for r in refs):
-        return None
-    length = refs[-1].offset + refs[-1].length - refs[0].offset
-    if length - sum(r.length for r in refs) > COALESCE_GAP:
-        return None
-    return length
 
 
 class Store:
@@ -101,29 +88,6 @@ class Store:
             if run:
                 self._read_run(pack_id, run, out)
         return out
-
-    def read_block(self, refs: list[ChunkRef], buf: memoryview) -> dict[bytes, memoryview]:
-        """Fetch chunks that :func:`block_length` accepts into ``buf`` (that many
-        bytes: the pack from the first chunk to the end of the last) with one
-        ranged read; return each chunk as a view of ``buf``, all verified.  A
-        damaged read is retried once, then ``IntegrityError``."""
-        key = pack_key(refs[0].pack)
-        start = refs[0].offset
-        where = f"{self.url}/{key}"
-        for attempt in (1, 2):
-            try:
-                got = self.backend.get_range_into(key, start, buf)
-            except ObjectNotFound:
-                raise IntegrityError(f"pack {key} is missing from store {self.url}: the version is damaged") from None
-            try:
-                return {r.digest: decode_chunk(buf[r.offset - start:min(got, r.offset - start + r.length)],
-                                               CODEC_NONE, r.size, r.digest, where)
-                        for r in refs}  # type: ignore[misc]
-            except IntegrityError:
-                if attempt == 2:
-                    raise
-                log.warning("integrity check failed for %s, reading it again", key)
-        raise AssertionError("unreachable")
 
     def _read_run(self, pack_id: str, run: list[ChunkRef], out: dict[bytes, bytes]) -> None:
         key = pack_key(pack_id)

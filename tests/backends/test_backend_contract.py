@@ -348,41 +348,6 @@ def test_get_ranges_reads_pieces_and_skips_gaps(backend) -> None:
         backend.get_ranges("packs/absent", 0, [(0, 1)])
 
 
-def test_get_range_into_fills_the_callers_buffer(backend) -> None:
-    data = blob(5 * MiB + 123, seed=11)  # crosses SeaweedFS's 4 MiB chunk boundary
-    backend.put("packs/into", data)
-    for offset, length in [(0, 10), (4 * MiB - 5, MiB), (1000, 5 * MiB - 1000)]:
-        buf = memoryview(bytearray(length))
-        assert backend.get_range_into("packs/into", offset, buf) == length
-        assert bytes(buf) == data[offset:offset + length]
-    # fewer bytes only at the end (the rest of the buffer untouched); none past it
-    buf = memoryview(bytearray(b"\xff" * 100))
-    assert backend.get_range_into("packs/into", len(data) - 3, buf) == 3
-    assert bytes(buf[:3]) == data[-3:] and bytes(buf[3:]) == b"\xff" * 97
-    assert backend.get_range_into("packs/into", len(data) + 50, memoryview(bytearray(10))) == 0
-    assert backend.get_range_into("packs/into", 5, memoryview(bytearray(0))) == 0
-    with pytest.raises(ObjectNotFound):
-        backend.get_range_into("packs/absent", 0, memoryview(bytearray(1)))
-    with pytest.raises(ObjectNotFound):
-        backend.get_range_into("packs/absent", 0, memoryview(bytearray(0)))
-    # many in a row: a connection whose body was read to the end serves the next request
-    for i in range(40):
-        buf = memoryview(bytearray(4096))
-        assert backend.get_range_into("packs/into", i * 4096, buf) == 4096
-        assert bytes(buf) == data[i * 4096:(i + 1) * 4096]
-
-
-def test_s3_body_of_another_http_stack_is_copied_in() -> None:
-    # what _receive_into does when the response is not urllib3's over http.client
-    from botocore.response import StreamingBody
-
-    from mountfs.backends.s3 import _receive_into
-    data = blob(3 * MiB + 5, seed=4)
-    buf = memoryview(bytearray(len(data) + 10))
-    assert _receive_into(StreamingBody(io.BytesIO(data), len(data)), buf) == len(data)
-    assert bytes(buf[:len(data)]) == data
-
-
 def test_put_parts_of_a_big_pack(backend, monkeypatch: pytest.MonkeyPatch) -> None:
     # S3 sends a pack bigger than this as a multipart upload of several parts at once
     import mountfs.backends.s3 as s3mod

@@ -14,7 +14,7 @@ import pytest
 import xxhash
 from hypothesis import given, settings, strategies as st
 
-from mountfs.cache import CacheUnusable, ChunkCache, block_buffer
+from mountfs.cache import CacheUnusable, ChunkCache
 from mountfs.cache import chunks as chunks_mod
 from mountfs.cache.env import open_env, release_env
 from mountfs.errors import IntegrityError, LocalDiskError, MountfsError
@@ -425,33 +425,6 @@ def test_put_many_is_one_transaction_and_consistent(open_cache):
     with pytest.raises(IntegrityError):
         cache.put_many([(bad_d, bad_data + b"x")])
     assert not cache.contains(bad_d)
-
-
-@pytest.mark.parametrize("tail", [0, 1, 4095])
-def test_put_block_keeps_chunks_where_they_lie_in_the_buffer(open_cache, tail):
-    # a fetched pack range: chunks with bytes of other chunks between them
-    items = [chunk(i, size) for i, size in enumerate([9000, 70_000, 4096 + tail, 3])]
-    layout, members, pos = [], [], 0
-    for k, (data, d) in enumerate(items):
-        gap = bytes([k + 1]) * (k * 111)
-        layout += [gap, data]
-        members.append((d, pos + len(gap), len(data)))
-        pos += len(gap) + len(data)
-    buf = block_buffer(pos)
-    buf[:] = b"".join(layout)
-    assert chunks_mod._address(buf) % 4096 == 0  # written to disk from where it is
-    cache = open_cache()
-    cache.put_block(buf, members)
-    cache.put_block(buf, members[:2])  # already there: no second file
-    assert check_consistent(cache) == {d: len(data) for data, d in items}
-    assert len({_file_of(cache, d)[0] for _, d in items}) == 1
-    path = _file_of(cache, items[0][1])[0]
-    with open(path, "rb") as fh:
-        assert fh.read() == bytes(buf)
-    cache.close()
-    cache = open_cache()  # read back from disk and verified, not remembered
-    for data, d in items:
-        assert cache.get(d) == data
 
 
 def _file_of(cache: ChunkCache, digest: bytes) -> tuple[str, int]:
