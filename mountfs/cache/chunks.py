@@ -308,10 +308,12 @@ class ChunkCache:
         count = 0
         for fid, items in by_file.items():
             items.sort()
-            while items:
-                run = [items.pop(0)]
-                while items and items[0][0] + items[0][1] - run[0][0] <= span:
-                    run.append(items.pop(0))
+            i = 0
+            while i < len(items):
+                j = i + 1
+                while j < len(items) and items[j][0] + items[j][1] - items[i][0] <= span:
+                    j += 1
+                run, i = items[i:j], j
                 start = run[0][0]
                 try:
                     blob = memoryview(self._read_file(fid, start, run[-1][0] + run[-1][1] - start))

@@ -11,8 +11,8 @@
   background with a window that doubles while the reads stay sequential
   (mountpoint-s3's scheme), bounded per file and by the worker limit.
 - Read-ahead of chunks the cache already holds reads them from their cache
-  files into memory in the background, one read per file (a folder read again
-  after the page cache let it go, a restarted daemon).
+  files into memory in the background, neighbours together in reads of up to
+  a MiB (a folder read again after the page cache let it go, a restarted daemon).
 - What read-ahead fetched waits in memory (``HOT_BYTES``) for the read that
   follows, instead of being read back from the cache file.  Waiting reads get
   fetched bytes before they are written to the cache; the fetch keeps its slot
@@ -287,14 +287,15 @@ class Reader:
                 # here (where a folder of small files ends) would only hold memory
                 continue
             for c in nxt.chunks:
-                if c.digest not in self._inflight and c.digest not in self._hot:
-                    candidates.append(c)
+                candidates.append(c)
                 total += c.length
                 tail = c
         return self._split_cached(candidates), last, half
 
     def _split_cached(self, refs: list[ChunkRef]) -> list[ChunkRef]:
-        """Of read-ahead candidates, start reading the cached ones into memory; return the rest (to fetch)."""
+        """Of read-ahead candidates not in memory or on their way already, start
+        reading the cached ones into memory; return the rest (to fetch)."""
+        refs = [c for c in refs if c.digest not in self._inflight and c.digest not in self._hot]
         absent = set(self.cache.missing(c.digest for c in refs))
         self._load_soon([c for c in refs if c.digest not in absent])
         return [c for c in refs if c.digest in absent]
@@ -307,8 +308,8 @@ class Reader:
 
     async def _load(self, refs: list[ChunkRef]) -> None:
         """Read-ahead from the cache files: what a mount reads again after the page
-        cache let it go comes from a few reads of whole cache files into memory,
-        not one disk read per chunk inside the event loop."""
+        cache let it go comes from a few large reads of its cache files into
+        memory, not one disk read per chunk inside the event loop."""
         digests = [c.digest for c in refs]
 
         def keep(got: list[tuple[bytes, bytes]]) -> None:  # in the event loop, a span at a time
@@ -384,8 +385,7 @@ class Reader:
         chunks = node.chunks
         while hi < len(chunks) and _same_block(chunks[hi], chunks[hi - 1]):
             hi += 1  # to the end of the pack block the window ends in: whole blocks, no remnant reads
-        ahead = self._split_cached(
-            [c for c in chunks[lo:hi] if c.digest not in self._inflight and c.digest not in self._hot])
+        ahead = self._split_cached(chunks[lo:hi])
         st.prefetched_to = hi
         if ahead:
             self.stats.prefetched_chunks += len(ahead)
