@@ -8,9 +8,8 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
-import posixpath
 import sys
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from . import ingest
 from .catalog import COMPLETED, DRAFT, PUBLISHED, UPLOADED
@@ -22,6 +21,7 @@ from .reading import diff_tables
 from .session import default_workers, progress_bar
 from .store import ChunkRef, FileEntry
 from .store.chunker import read_source_chunks
+from .store.manifest import tree_conflict
 from .store.upload import upload_chunks
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,8 @@ class DraftChanges:
         bar = verbose or show_progress
         total = sum(size for _, _, size in items) if bar else 0
         table = self._table()
-        changed = 0
+        self._check_tree(dpath for _, dpath, _ in items)
+        new: dict[str, FileEntry] = {}
         with progress_bar(total, "hashing", bar) as advance:
             for src, dpath, cut in ingest.cut_all(items, self.storage.params, default_workers(max_workers), advance):
                 old = table.get(dpath)
@@ -71,15 +72,39 @@ class DraftChanges:
                     continue
                 # a one-chunk file's chunk digest is its file digest: share the object (millions of small files)
                 chunks = [ChunkRef(cut.digest if d == cut.digest else d, s) for d, s in cut.chunks]
-                table[dpath] = FileEntry(dpath, cut.size, cut.mode, cut.mtime_ns, cut.digest, chunks, src=src)
-                changed += 1
+                new[dpath] = FileEntry(dpath, cut.size, cut.mode, cut.mtime_ns, cut.digest, chunks, src=src)
                 if verbose:
                     print(f"{'modified' if old else 'added'}: {dpath}", file=sys.stderr)
         del items
-        if changed:
+        return self._commit(new)
+
+    def _check_tree(self, paths: Iterable[str]) -> None:
+        """Refuse paths that would make one name both a file and a folder (``a`` and ``a/b``), before any work."""
+        conflict = tree_conflict(sorted(set(self._table()).union(paths)))
+        if conflict:
+            raise UsageError(
+                f"cannot add these files: {conflict}; a path cannot be both a file and a folder: "
+                "remove one with remove_files() or add under another dataset_path"
+            )
+
+    def _commit(self, new: dict[str, FileEntry]) -> int:
+        """Put ``new`` into the draft's table and save it; if that fails the table is as it was, and usable."""
+        if not new:
+            return 0
+        table = self._table()
+        before = {p: table.get(p) for p in new}
+        table.update(new)
+        try:
             self._save_state()
-            self._mark_changed()
-        return changed
+        except BaseException:
+            for p, e in before.items():
+                if e is None:
+                    del table[p]
+                else:
+                    table[p] = e
+            raise
+        self._mark_changed()
+        return len(new)
 
     def add_external_files(
         self,
@@ -108,20 +133,19 @@ class DraftChanges:
         found: list[tuple[str, str, Any]] = []  # (url, path in dataset, ObjectInfo)
         for url in urls:
             found.extend(self._expand_source(str(url), prefix, patterns, recursive))
+        found.sort(key=lambda t: t[1])
+        names.check_distinct((url, dpath) for url, dpath, _ in found)
+        self._check_tree(dpath for _, dpath, _ in found)
         table = self._table()
-        changed = 0
-        for url, dpath, info in sorted(found, key=lambda t: t[1]):
+        new: dict[str, FileEntry] = {}
+        for url, dpath, info in found:
             old = table.get(dpath)
             if old is not None and old.url == url and old.etag == info.etag and old.size == info.size:
                 continue
-            table[dpath] = FileEntry(dpath, info.size, 0o444, int(info.mtime * 1e9), b"", [], url=url, etag=info.etag)
-            changed += 1
+            new[dpath] = FileEntry(dpath, info.size, 0o444, int(info.mtime * 1e9), b"", [], url=url, etag=info.etag)
             if verbose:
                 print(f"{'modified' if old else 'added'}: {dpath} -> {url}", file=sys.stderr)
-        if changed:
-            self._save_state()
-            self._mark_changed()
-        return changed
+        return self._commit(new)
 
     def _expand_source(self, url: str, prefix: str, patterns: list[str] | None, recursive: bool):
         from .backends import normalize_url, open_backend
@@ -138,7 +162,7 @@ class DraftChanges:
             name = url.rsplit("/", 1)[-1]
             if patterns and not ingest.matches(name, patterns):
                 return []
-            return [(url, names.check_dataset_path(posixpath.join(prefix, name) if prefix else name), info)]
+            return [(url, names.found_path(prefix, name, url), info)]
         if url.startswith(("http://", "https://")):
             raise UsageError(f"cannot add {url}: it does not exist (HTTP sources must name files)")
         folder = open_backend(url, self._sess.config)
@@ -149,7 +173,7 @@ class DraftChanges:
                 continue
             if patterns and not ingest.matches(rel, patterns):
                 continue
-            out.append((f"{url}/{rel}", names.check_dataset_path(posixpath.join(prefix, rel) if prefix else rel), obj))
+            out.append((f"{url}/{rel}", names.found_path(prefix, rel, f"{url}/{rel}"), obj))
         if not out:
             raise UsageError(f"cannot add {url}: no such object, and no objects under it as a folder")
         return out

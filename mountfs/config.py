@@ -2,8 +2,8 @@
 
 This is the only module that reads ``os.environ`` for mountfs settings.  The
 public environment names are ``MOUNTFS_STORE``, ``MOUNTFS_CACHE_DIR``,
-``MOUNTFS_CACHE_SIZE`` and ``MOUNTFS_CONFIG`` (the config file to read instead
-of ``~/.config/mountfs/config.toml``).
+``MOUNTFS_CACHE_SIZE``, ``MOUNTFS_EXTERNAL_ALLOW`` and ``MOUNTFS_CONFIG`` (the
+config file to read instead of ``~/.config/mountfs/config.toml``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -76,6 +76,10 @@ class Config:
     control_group: str = ""
     #: the daemon's FUSE thread runs SCHED_FIFO (the lowest realtime priority) where allowed
     realtime: bool = True
+    #: ``[external] allow``: URL prefixes and local folders external files may be read from;
+    #: None = the default (everything for a process acting for its own user only,
+    #: object stores only for a mount serving other users)
+    external_allow: tuple[str, ...] | None = None
     #: environment seen at load time, so lower layers never read os.environ
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -85,6 +89,47 @@ class Config:
         if "cache_size" in given:
             given["cache_size"] = parse_size(given["cache_size"])
         return replace(self, **given)
+
+    def __repr__(self) -> str:
+        # a Config lands in tracebacks and debug logs: the store sections hold
+        # keys, secrets and tokens, so only their setting names are shown
+        parts = []
+        for f in fields(self):
+            if not f.repr:
+                continue
+            value = getattr(self, f.name)
+            if f.name in _SECRET_SECTIONS:
+                value = _redacted(value)
+            parts.append(f"{f.name}={value!r}")
+        return f"Config({', '.join(parts)})"
+
+
+#: sections whose values may be credentials (``[s3]``, ``[s3.hosts.*]``, ``[gs]``, ``[azure]``)
+_SECRET_SECTIONS = frozenset({"s3_hosts", "s3", "gs", "azure"})
+
+
+def _redacted(value: Any) -> Any:
+    """A mapping with every leaf value replaced by ``"***"``, keys kept."""
+    if isinstance(value, Mapping):
+        return {k: _redacted(v) for k, v in value.items()}
+    return "***"
+
+
+#: what an ``external.allow`` prefix may name (the schemes external files can have)
+_EXTERNAL_SCHEMES = ("file", "s3", "gs", "azure", "http", "https")
+
+
+def _external_allow(value: Any, where: str) -> tuple[str, ...]:
+    """``external.allow`` entries: absolute folders or ``scheme://`` URL prefixes."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{where} must be a list of URL prefixes and folders, "
+                          "e.g. [\"s3://bucket/\", \"/mnt/data/\"]")
+    for item in value:
+        scheme, sep, _ = item.partition("://") if isinstance(item, str) else ("", "", "")
+        if not isinstance(item, str) or not (item.startswith("/") or sep and scheme.lower() in _EXTERNAL_SCHEMES):
+            raise ConfigError(f"{where}: {item!r} is neither an absolute folder nor a URL prefix "
+                              f"({', '.join(s + '://' for s in _EXTERNAL_SCHEMES)})")
+    return tuple(value)
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -128,6 +173,14 @@ def load(environ: Mapping[str, str] | None = None, **explicit: Any) -> Config:
     kwargs["s3"] = s3
     kwargs["gs"] = dict(data.get("gs", {}))
     kwargs["azure"] = dict(data.get("azure", {}))
+    external = data.get("external", {})
+    if not isinstance(external, dict):
+        raise ConfigError(f"external in {path} must be a table: [external] with allow = [...]")
+    if "allow" in external:
+        kwargs["external_allow"] = _external_allow(external["allow"], f"external.allow in {path}")
+    if env.get("MOUNTFS_EXTERNAL_ALLOW", "").strip():
+        kwargs["external_allow"] = _external_allow(env["MOUNTFS_EXTERNAL_ALLOW"].replace(",", " ").split(),
+                                                   "MOUNTFS_EXTERNAL_ALLOW")
 
     if env.get("MOUNTFS_STORE"):
         kwargs["store"] = env["MOUNTFS_STORE"]

@@ -151,7 +151,7 @@ class Dataset(DraftChanges, VersionReading):
     def _merge_parents(sess: Session, parents: list[DatasetRecord], storage: str) -> dict[str, FileEntry]:
         merged: dict[str, FileEntry] = {}
         for p in parents:
-            for e in sess.store(p.storage).get_manifest(p.id):
+            for e in sess.store(p.storage).get_manifest(p.id, p.manifest_digest):
                 if p.storage != storage and e.chunks:
                     e.src = OTHER_STORE + (p.storage or sess.catalog_url)
                 merged[e.path] = e
@@ -309,7 +309,7 @@ class Dataset(DraftChanges, VersionReading):
     def _table(self) -> dict[str, FileEntry]:
         if self._entries is None:
             if self._rec.is_final:
-                entries = self.storage.get_manifest(self.id)
+                entries = self.storage.get_manifest(self.id, self._rec.manifest_digest)
             else:
                 key = state_key(self.id)
                 try:
@@ -335,6 +335,6 @@ class Dataset(DraftChanges, VersionReading):
         parents = [self._sess.catalog.get(p) for p in self._rec.parents]
         merged: dict[str, FileEntry] = {}
         for p in parents:
-            for e in self._sess.store(p.storage).get_manifest(p.id):
+            for e in self._sess.store(p.storage).get_manifest(p.id, p.manifest_digest):
                 merged[e.path] = e
         return merged

@@ -10,10 +10,11 @@ import stat
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator
 
-from .catalog.names import check_dataset_path
+from .catalog.names import check_dataset_path, check_distinct, found_path, shown_source
 from .errors import UsageError
 from .store.chunker import CutFile, cut_file
 from .store.format import ChunkParams
+from .store.manifest import MAX_DEPTH
 
 
 def matches(rel: str, patterns: list[str] | None) -> bool:
@@ -30,29 +31,20 @@ def scan(
     dataset_path: str | None = None,
     recursive: bool = True,
 ) -> list[tuple[str, str, int]]:
-    """(absolute source path, path inside the dataset, size) of every file to add, sorted by dataset path."""
+    """(absolute source path, path inside the dataset, size) of every file to add, sorted by dataset path.
+
+    Names found on disk are stored as they are or refused (``names.found_path``):
+    nothing is touched before every file has a storable, distinct dataset path.
+    """
     patterns = [wildcard] if isinstance(wildcard, str) else (list(wildcard) if wildcard else None)
     prefix = check_dataset_path(dataset_path or "")
     src = os.path.abspath(os.path.expanduser(str(path)))
     if not os.path.exists(src):
-        raise UsageError(f"cannot add {path}: no such file or directory")
+        raise UsageError(f"cannot add {shown_source(str(path))}: no such file or directory")
     base = os.path.abspath(os.path.expanduser(local_base_folder)) if local_base_folder else None
     if os.path.isdir(src):
         base = base or src
-        found = []
-        for dirpath, dirnames, filenames in os.walk(src):
-            dirnames.sort()
-            if not recursive and dirpath != src:
-                dirnames[:] = []
-                continue
-            for fn in filenames:
-                full = os.path.join(dirpath, fn)
-                try:
-                    st = os.stat(full)
-                except OSError:
-                    continue  # dangling links, files gone meanwhile
-                if stat.S_ISREG(st.st_mode):  # not sockets, fifos
-                    found.append((full, st.st_size))
+        found = _walk(src, recursive)
     else:
         base = base or os.path.dirname(src)
         found = [(src, os.stat(src).st_size)]
@@ -60,12 +52,41 @@ def scan(
     for full, size in found:
         rel = os.path.relpath(full, base).replace(os.sep, "/")
         if rel.startswith("../") or rel == "..":
-            raise UsageError(f"{full} is not inside local_base_folder {local_base_folder}; pick a folder that contains it")
+            raise UsageError(f"{shown_source(full)} is not inside local_base_folder {local_base_folder}; pick a folder that contains it")
         if not matches(rel, patterns):
             continue
-        out.append((full, check_dataset_path(posixpath.join(prefix, rel) if prefix else rel), size))
+        out.append((full, found_path(prefix, rel, full), size))
     out.sort(key=lambda t: t[1])
+    check_distinct((full, dpath) for full, dpath, _ in out)
     return out
+
+
+def _walk(top: str, recursive: bool) -> list[tuple[str, int]]:
+    """(path, size) of the regular files under ``top``, refusing a tree deeper than a dataset path may be.
+
+    os.walk recurses once per level, so the depth is checked before it goes
+    further down: a very deep tree is a clear error, not a RecursionError.
+    """
+    found = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        dirnames.sort()
+        if not recursive and dirpath != top:
+            dirnames[:] = []
+            continue
+        if dirnames and dirpath.count(os.sep) - top.count(os.sep) >= MAX_DEPTH - 1:
+            raise UsageError(
+                f"cannot add {shown_source(top)}: {shown_source(dirpath)} is nested deeper than the {MAX_DEPTH} "
+                "levels a dataset path may have; add a shallower folder"
+            )
+        for fn in filenames:
+            full = os.path.join(dirpath, fn)
+            try:
+                st = os.stat(full)
+            except OSError:
+                continue  # dangling links, files gone meanwhile
+            if stat.S_ISREG(st.st_mode):  # not sockets, fifos
+                found.append((full, st.st_size))
+    return found
 
 
 def cut_all(

@@ -1,19 +1,34 @@
-"""Building folders from a version's file table: cached read-only copies and mutable copies."""
+"""Building folders from a version's file table: cached read-only copies and mutable copies.
+
+A copy is written from a manifest anyone who can write to the store could
+have crafted, into a folder someone else may be able to change while it is
+written (a shared target, a planted symlink).  Manifest paths are validated
+where they are decoded; here every file is reached openat-style from the
+copy's root: each folder opened with O_NOFOLLOW relative to its parent's fd,
+each file created with O_EXCL|O_NOFOLLOW and reopened only if it is still the
+same inode, and modes and times set through the file's own fd.  So nothing
+outside the copy is ever written, truncated, chmod-ed or removed, and a copy
+that fails removes exactly what it created.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
 import os
 import shutil
+import stat
+import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
+from .backends import Backend
 from .cache import ChunkCache
 from .errors import LocalDiskError, UsageError
-from .backends import Backend
 from .store import FileEntry, Store
 from .store.external import check_unchanged, read_range
 
@@ -22,6 +37,16 @@ log = logging.getLogger(__name__)
 #: chunk bytes fetched and written per unit of work: big enough for few, large ranged reads,
 #: small enough that memory stays bounded whatever the file sizes
 BATCH_BYTES = 32 << 20
+
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_WRITE = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+#: folder fds one copy keeps open: paths come sorted, so the last few folders serve nearly every file
+_OPEN_DIRS = 64
+#: what opening a name without following it says when a link (or a file) stands where a folder or file must be
+_IN_THE_WAY = (errno.ELOOP, errno.ENOTDIR)
+
+Source = Callable[[str], tuple[Backend, str]]
 
 
 @dataclass(slots=True)
@@ -60,10 +85,144 @@ def batches(entries: list[FileEntry]) -> list[list[_Piece]]:
     return out
 
 
+def copy_mode(mode: int, read_only: bool) -> int:
+    """The permission bits a copied file gets from the mode its store recorded.
+
+    A store is written by whoever can write to the bucket or share, so its
+    modes are not trusted.  setuid, setgid and sticky bits are dropped: a copy
+    is owned by the user making it, and a setuid file of theirs that others
+    may execute would run as them.  Write bits for group and others are
+    dropped too: a world-writable file would let anyone change the data the
+    user copied.  The owner can always read, and write a mutable copy.
+    """
+    return (mode & 0o555) | 0o400 if read_only else (mode & 0o755) | 0o600
+
+
 def _disk_error(exc: OSError, target: str) -> LocalDiskError:
     if exc.errno == errno.ENOSPC:
         return LocalDiskError(f"no space left on the device while writing {target}; free space or choose another folder")
     return LocalDiskError(f"cannot write {target}: {exc.strerror or exc}")
+
+
+class _Folder:
+    """A folder tree reached only through fds from its root: a symlink inside it is never followed.
+
+    Thread-safe: folder fds are looked up, used and evicted under one lock,
+    so no fd is closed while another thread opens a file through it.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        # the root is the caller's own choice of folder (it may be a link to one); below it nothing is followed
+        self._root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._fds: OrderedDict[str, int] = OrderedDict()
+        self._lock = threading.Lock()
+        #: folders this copy made, parents first
+        self.made_dirs: list[str] = []
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+        os.close(self._root_fd)
+
+    def _dir(self, folder: str, create: bool) -> int:
+        """The fd of ``folder`` ("" = the root), opening (with ``create``, making) what is missing; lock held."""
+        if not folder:
+            return self._root_fd
+        fd = self._fds.get(folder)
+        if fd is not None:
+            self._fds.move_to_end(folder)
+            return fd
+        # from the nearest open ancestor down, a component at a time (a loop, not recursion: trees can be deep)
+        fd, start, cut = self._root_fd, 0, len(folder)
+        while (cut := folder.rfind("/", 0, cut)) > 0:
+            parent = self._fds.get(folder[:cut])
+            if parent is not None:
+                fd, start = parent, cut + 1
+                break
+        while True:
+            end = folder.find("/", start)
+            end = len(folder) if end < 0 else end
+            fd = self._open_dir(fd, folder[:end], folder[start:end], create)
+            if end == len(folder):
+                return fd
+            start = end + 1
+
+    def _open_dir(self, parent_fd: int, path: str, name: str, create: bool) -> int:
+        if create:
+            try:
+                os.mkdir(name, 0o777, dir_fd=parent_fd)
+                self.made_dirs.append(path)
+            except FileExistsError:
+                pass  # ours from an earlier file, or in the way: the O_NOFOLLOW open tells
+        try:
+            fd = os.open(name, _DIR, dir_fd=parent_fd)
+        except OSError as exc:
+            if exc.errno not in _IN_THE_WAY:
+                raise
+            raise LocalDiskError(
+                f"cannot write {self.root}: {path!r} is a symbolic link or a file where the copy needs a folder "
+                "(a copy never follows links out of its folder); remove it and try again"
+            ) from None
+        self._fds[path] = fd
+        if len(self._fds) > _OPEN_DIRS:
+            os.close(self._fds.popitem(last=False)[1])
+        return fd
+
+    def create(self, path: str) -> int:
+        """Create file ``path`` (and its folders) for writing; anything already there is an error, never replaced."""
+        head, _, name = path.rpartition("/")
+        with self._lock:
+            try:
+                return os.open(name, _CREATE, 0o600, dir_fd=self._dir(head, True))
+            except FileExistsError:
+                raise LocalDiskError(
+                    f"cannot write {self.root}: {path!r} is already there, a file or link the copy did not make; "
+                    "remove it and try again"
+                ) from None
+
+    def open(self, path: str, inode: int) -> int:
+        """Open file ``path`` for writing if it is still the file ``inode`` this copy created, following no link."""
+        head, _, name = path.rpartition("/")
+        with self._lock:
+            try:
+                fd = os.open(name, _WRITE, dir_fd=self._dir(head, False))
+            except OSError as exc:
+                if exc.errno not in (*_IN_THE_WAY, errno.ENOENT):
+                    raise
+                fd = -1
+        if fd >= 0 and os.fstat(fd).st_ino == inode:
+            return fd
+        if fd >= 0:
+            os.close(fd)
+        raise LocalDiskError(
+            f"cannot write {self.root}: {path!r} was replaced while the copy was written (a copy never follows "
+            "links out of its folder); remove it and try again"
+        )
+
+    def lstat(self, path: str) -> os.stat_result | None:
+        """``path``'s own status (a link is not followed), None if it or a folder on the way is not there."""
+        head, _, name = path.rpartition("/")
+        with self._lock:
+            try:
+                return os.stat(name, dir_fd=self._dir(head, False), follow_symlinks=False)
+            except (OSError, LocalDiskError):
+                return None
+
+    def remove(self, files: Iterable[str]) -> None:
+        """Best effort: remove ``files`` (the ones this copy created), then the folders it made, deepest first."""
+        with self._lock:
+            for path in files:
+                head, _, name = path.rpartition("/")
+                with contextlib.suppress(OSError, LocalDiskError):
+                    os.unlink(name, dir_fd=self._dir(head, False))
+            for path in reversed(self.made_dirs):
+                head, _, name = path.rpartition("/")
+                # not empty (someone else's file is in it) or replaced: it stays
+                with contextlib.suppress(OSError, LocalDiskError):
+                    os.rmdir(name, dir_fd=self._dir(head, False))
+            self.made_dirs.clear()
 
 
 def write_tree(
@@ -75,86 +234,117 @@ def write_tree(
     read_only: bool,
     max_workers: int,
     progress: Callable[[int], None] | None = None,
-    source: Callable[[str], tuple[Backend, str]] | None = None,
+    source: Source | None = None,
 ) -> None:
-    """Write every entry under ``root``: chunks the cache holds are used, the rest come from the store.
+    """Write every entry under the existing folder ``root``: chunks the cache holds are used, the rest come from the store.
 
     Fetched chunks are not added to the cache: the folder itself is the copy,
-    and caching them too would cost a second write of every byte.
+    and caching them too would cost a second write of every byte.  On any
+    failure the files and folders this call created are removed again, so no
+    zero-filled file is left looking like data; nothing else is touched.
     """
+    external = [[_Piece(e, 0, 0, 0)] for e in entries if e.is_external]
+    if external and source is None:
+        raise UsageError("this copy has external files but no way to open their sources")
+    work = batches([e for e in entries if not e.is_external]) + external
     try:
-        # create every file first (sized), so pieces of one file can be written in parallel
-        made: set[str] = set()
-        for e in entries:
-            path = os.path.join(root, e.path)
-            parent = os.path.dirname(path)
-            if parent not in made:
-                os.makedirs(parent, exist_ok=True)
-                made.add(parent)
-            if os.path.lexists(path):
-                os.chmod(path, 0o600)
-                os.unlink(path)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                os.ftruncate(fd, e.size)
-            finally:
-                os.close(fd)
-
-        def do_batch(batch: list[_Piece]) -> None:
-            if batch[0].entry.is_external:
-                return _write_external(batch[0], root, source, progress)
-            refs = {c.digest: c for p in batch for c in p.chunks}
-            have: dict[bytes, bytes] = {}
-            missing = []
-            for d, ref in refs.items():
-                data = cache.get(d)
-                if data is None:
-                    missing.append(ref)
-                else:
-                    have[d] = data
-            if missing:
-                have.update(store.read_chunks(missing))
-            for p in batch:
-                fd = os.open(os.path.join(root, p.entry.path), os.O_WRONLY)
-                try:
-                    offset = p.offset
-                    for c in p.chunks:
-                        os.pwrite(fd, have[c.digest], offset)
-                        offset += c.size
-                finally:
-                    os.close(fd)
-                if progress:
-                    progress(offset - p.offset)
-
-        external = [[_Piece(e, 0, 0, 0)] for e in entries if e.is_external]
-        if external and source is None:
-            raise UsageError("this copy has external files but no way to open their sources")
-        with ThreadPoolExecutor(max(1, max_workers)) as pool:
-            for _ in pool.map(do_batch, batches([e for e in entries if not e.is_external]) + external):
-                pass
-        for e in entries:
-            path = os.path.join(root, e.path)
-            mode = e.mode & 0o7777
-            os.chmod(path, mode & ~0o222 if read_only else mode | 0o200)
-            os.utime(path, ns=(e.mtime_ns, e.mtime_ns))
+        folder = _Folder(root)
     except OSError as exc:
         raise _disk_error(exc, root) from None
-
-
-def _write_external(piece: _Piece, root: str, source, progress) -> None:
-    """Copy an external file from its source URL, in windows, after checking it did not change."""
-    e = piece.entry
-    backend, key = source(e.url)
-    check_unchanged(backend, key, e)
-    fd = os.open(os.path.join(root, e.path), os.O_WRONLY)
+    created = 0
     try:
-        for offset in range(0, e.size, BATCH_BYTES):
-            data = read_range(backend, key, e, offset, min(BATCH_BYTES, e.size - offset))
-            os.pwrite(fd, data, offset)
-            if progress:
-                progress(len(data))
+        try:
+            # every file first (sized), so pieces of one file can be written in parallel
+            files: dict[str, list[int]] = {}  # path -> [inode, pieces not written yet]
+            for e in entries:
+                fd = folder.create(e.path)
+                created += 1
+                try:
+                    os.ftruncate(fd, e.size)
+                    files[e.path] = [os.fstat(fd).st_ino, 0]
+                finally:
+                    os.close(fd)
+            for batch in work:
+                for p in batch:
+                    files[p.entry.path][1] += 1
+            _write_pieces(work, files, folder, store, cache, read_only, max_workers, progress, source)
+        except OSError as exc:
+            raise _disk_error(exc, root) from None
+    except BaseException:
+        folder.remove(e.path for e in entries[:created])
+        raise
     finally:
-        os.close(fd)
+        folder.close()
+
+
+def _write_pieces(
+    work: list[list[_Piece]], files: dict[str, list[int]], folder: _Folder, store: Store, cache: ChunkCache,
+    read_only: bool, max_workers: int, progress: Callable[[int], None] | None, source: Source | None,
+) -> None:
+    """Fill the created files, in parallel; the piece written last sets its file's mode and time."""
+    lock = threading.Lock()
+
+    def done(fd: int, e: FileEntry) -> None:
+        with lock:
+            files[e.path][1] -= 1
+            last = files[e.path][1] == 0
+        if last:  # every other piece of the file is written: its time must come after their writes
+            os.fchmod(fd, copy_mode(e.mode, read_only))
+            os.utime(fd, ns=(e.mtime_ns, e.mtime_ns))
+
+    def do_batch(batch: list[_Piece]) -> None:
+        if batch[0].entry.is_external:
+            e = batch[0].entry
+            assert source is not None  # write_tree refuses external files without one
+            backend, key = source(e.url)
+            check_unchanged(backend, key, e)
+            fd = folder.open(e.path, files[e.path][0])
+            try:
+                _write_external(fd, e, backend, key, progress)
+                done(fd, e)
+            finally:
+                os.close(fd)
+            return
+        refs = {c.digest: c for p in batch for c in p.chunks}
+        have: dict[bytes, bytes] = {}
+        missing = []
+        for d, ref in refs.items():
+            data = cache.get(d)
+            if data is None:
+                missing.append(ref)
+            else:
+                have[d] = data
+        if missing:
+            have.update(store.read_chunks(missing))
+        for p in batch:
+            fd = folder.open(p.entry.path, files[p.entry.path][0])
+            try:
+                offset = p.offset
+                for c in p.chunks:
+                    os.pwrite(fd, have[c.digest], offset)
+                    offset += c.size
+                done(fd, p.entry)
+            finally:
+                os.close(fd)
+            if progress:
+                progress(offset - p.offset)
+
+    pool = ThreadPoolExecutor(max(1, max_workers))
+    try:
+        for _ in pool.map(do_batch, work):
+            pass
+    finally:
+        # on a failure, batches not started yet are dropped instead of fetched for nothing
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _write_external(fd: int, e: FileEntry, backend: Backend, key: str, progress: Callable[[int], None] | None) -> None:
+    """Copy an external file from its source, in windows (it was checked unchanged just before)."""
+    for offset in range(0, e.size, BATCH_BYTES):
+        data = read_range(backend, key, e, offset, min(BATCH_BYTES, e.size - offset))
+        os.pwrite(fd, data, offset)
+        if progress:
+            progress(len(data))
 
 
 def _marker(target: str) -> str:
@@ -162,22 +352,35 @@ def _marker(target: str) -> str:
 
 
 def copy_is_complete(target: str, entries: list[FileEntry]) -> bool:
-    """A cached copy is reusable when its marker is there and every file has its size and mtime."""
+    """A cached copy is reusable when its marker is there and every file is a plain file of its size and mtime."""
     try:
         with open(_marker(target)) as fh:
             doc = json.load(fh)
     except (OSError, ValueError):
         return False
-    if doc.get("count") != len(entries):
+    if not isinstance(doc, dict) or doc.get("count") != len(entries):
         return False
-    for e in entries:
-        try:
-            st = os.stat(os.path.join(target, e.path))
-        except OSError:
-            return False
-        if st.st_size != e.size or st.st_mtime_ns != e.mtime_ns:
-            return False
+    try:
+        folder = _Folder(target)
+    except OSError:
+        return False
+    try:
+        for e in entries:
+            st = folder.lstat(e.path)
+            if st is None or not stat.S_ISREG(st.st_mode) or st.st_size != e.size or st.st_mtime_ns != e.mtime_ns:
+                return False
+    finally:
+        folder.close()
     return True
+
+
+def _write_marker(target: str, count: int) -> None:
+    marker = _marker(target)
+    if os.path.lexists(marker):
+        os.unlink(marker)
+    fd = os.open(marker, _CREATE, 0o644)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"count": count}, fh)
 
 
 def build_cached_copy(
@@ -191,16 +394,14 @@ def build_cached_copy(
     building = f"{target}.building-{os.getpid()}-{os.urandom(3).hex()}"
     try:
         os.makedirs(parent, exist_ok=True)
-        os.makedirs(building)
+        os.mkdir(building)
         write_tree(entries, store, cache, building, read_only=True, max_workers=max_workers, progress=progress,
                    source=source)
         if os.path.lexists(_marker(target)):
             os.unlink(_marker(target))
-        if os.path.exists(target):
-            remove_tree(target)
+        remove_tree(target)
         os.rename(building, target)
-        with open(_marker(target), "w") as fh:
-            json.dump({"count": len(entries)}, fh)
+        _write_marker(target, len(entries))
     except OSError as exc:
         remove_tree(building)
         raise _disk_error(exc, target) from None
@@ -214,31 +415,51 @@ def build_mutable_copy(
     entries: list[FileEntry], store: Store, cache: ChunkCache, target: str, *, overwrite: bool, max_workers: int, progress=None,
     source=None,
 ) -> str:
-    """Write a plain writable folder; refuse a non-empty one unless ``overwrite``."""
+    """Write a plain writable folder; refuse a non-empty one unless ``overwrite``.
+
+    On a failure what the copy created is removed again (and ``target`` itself
+    if the copy made it); the user's own files are never touched, except that
+    ``overwrite`` empties the folder first, as asked.
+    """
     if os.path.exists(target) and not os.path.isdir(target):
         raise UsageError(f"{target} exists and is not a folder; choose a folder")
-    if os.path.isdir(target) and os.listdir(target):
-        if not overwrite:
-            raise UsageError(f"{target} is not empty; choose an empty folder or pass overwrite=True (--overwrite)")
-        for name in os.listdir(target):
-            p = os.path.join(target, name)
-            remove_tree(p) if os.path.isdir(p) and not os.path.islink(p) else os.unlink(p)
+    existed = os.path.isdir(target)
     try:
+        if existed and os.listdir(target):
+            if not overwrite:
+                raise UsageError(f"{target} is not empty; choose an empty folder or pass overwrite=True (--overwrite)")
+            for name in os.listdir(target):
+                remove_tree(os.path.join(target, name))
         os.makedirs(target, exist_ok=True)
     except OSError as exc:
         raise _disk_error(exc, target) from None
-    write_tree(entries, store, cache, target, read_only=False, max_workers=max_workers, progress=progress, source=source)
+    try:
+        write_tree(entries, store, cache, target, read_only=False, max_workers=max_workers, progress=progress,
+                   source=source)
+    except BaseException:
+        if not existed:
+            with contextlib.suppress(OSError):
+                os.rmdir(target)
+        raise
     return target
 
 
 def remove_tree(path: str) -> None:
-    """rmtree that also removes read-only files."""
+    """Remove a file, a link (not what it points to) or a folder tree, read-only parts included."""
     def onerror(func, p, exc_info):
+        # a read-only folder stops the removal: make it writable and retry, but chmod only real
+        # folders (lstat), never through a link to somewhere else
         try:
-            os.chmod(os.path.dirname(p), 0o700)
-            os.chmod(p, 0o600)
+            for folder in (os.path.dirname(p), p):
+                if stat.S_ISDIR(os.lstat(folder).st_mode):
+                    os.chmod(folder, 0o700)
             func(p)
         except OSError:
             pass
 
-    shutil.rmtree(path, onerror=onerror) if os.path.exists(path) else None
+    if not os.path.lexists(path):
+        return
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, onerror=onerror)
+    else:
+        os.unlink(path)

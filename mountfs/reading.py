@@ -201,27 +201,45 @@ class VersionReading:
                 if not ok:
                     bad.append(e.path)
         else:
-            store = self.storage
-            hashers: dict[str, Any] = {}
-            for batch in localcopy.batches([e for e in entries if not e.is_external]):
-                try:
-                    got = store.read_chunks({c.digest: c for p in batch for c in p.chunks}.values())
-                except MountfsError as exc:
-                    log.error("verify %s: %s", self.id, exc)
-                    bad.extend(p.entry.path for p in batch if p.entry.path not in bad)
-                    continue
-                for p in batch:
-                    h = hashers.setdefault(p.entry.path, xxhash.xxh3_128())
-                    for c in p.chunks:
-                        h.update(got[c.digest])
-                    if p.last == len(p.entry.chunks):
-                        del hashers[p.entry.path]
-                        if h.digest() != p.entry.digest and p.entry.path not in bad:
-                            bad.append(p.entry.path)
+            bad = self._damaged_in_store(entries)
         for p in bad:
             if verbose:
                 print(f"FAILED: {p}", file=sys.stderr)
         return bad
+
+    def _damaged_in_store(self, entries: list[FileEntry]) -> list[str]:
+        """Paths (in order) of stored files whose chunks fail their checks or do not hash to the file's digest.
+
+        Chunks are read a batch at a time; a batch that fails is read again a
+        piece at a time, so exactly the files holding a damaged chunk are named.
+        """
+        store = self.storage
+        bad: dict[str, None] = {}  # an ordered set
+        hashers: dict[str, Any] = {}
+        for batch in localcopy.batches([e for e in entries if not e.is_external]):
+            try:
+                got: dict[bytes, bytes] | None = store.read_chunks({c.digest: c for p in batch for c in p.chunks}.values())
+            except MountfsError:
+                got = None
+            for p in batch:
+                path = p.entry.path
+                if path in bad:
+                    continue
+                try:
+                    data = got if got is not None else store.read_chunks(p.chunks)
+                except MountfsError as exc:
+                    log.error("verify %s: %s: %s", self.id, path, exc)
+                    bad[path] = None
+                    hashers.pop(path, None)
+                    continue
+                h = hashers.setdefault(path, xxhash.xxh3_128())
+                for c in p.chunks:
+                    h.update(data[c.digest])
+                if p.last == len(p.entry.chunks):
+                    del hashers[path]
+                    if h.digest() != p.entry.digest:
+                        bad[path] = None
+        return list(bad)
 
     # ---------------------------------------------------------------- metadata
 

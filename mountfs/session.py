@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -13,6 +14,7 @@ from .backends import Backend, normalize_url, open_source
 from .cache import ChunkCache
 from .catalog import Catalog
 from .store import Store
+from .store.external import SourcePolicy
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -27,7 +29,8 @@ class Session:
         self.catalog_url = normalize_url(cfg.store)
         self._stores: dict[str, Store] = {}
         self._cache: ChunkCache | None = None
-        self._sources: dict[str, Backend] = {}
+        self._sources: dict[tuple[bool, str], Backend] = {}
+        self._policies: dict[bool, SourcePolicy] = {}
         self._catalog: Catalog | None = None
 
     @property
@@ -48,16 +51,32 @@ class Session:
                 self._stores[url] = Store.open(url, self.config)
             return self._stores[url]
 
-    def source(self, url: str) -> tuple[Backend, str]:
-        """Backend and key of an external file's URL; backends are shared per parent folder."""
+    def source_policy(self, serving_others: bool = False) -> SourcePolicy:
+        """Which external files this process may read; ``serving_others``: for a mount other users read."""
+        with _lock:
+            policy = self._policies.get(serving_others)
+            if policy is None:
+                policy = self._policies[serving_others] = SourcePolicy.from_config(self.config, serving_others)
+            return policy
+
+    def source(self, url: str, serving_others: bool = False) -> tuple[Backend, str]:
+        """Backend and key of an external file's URL, checked against the source policy at every call.
+
+        Backends are shared per parent folder.  A restricted policy's backends
+        judge again what they actually reach (a file's real path once opened, a
+        redirect's target), since a name can change between this check and the read.
+        """
+        policy = self.source_policy(serving_others)
+        policy.check(url)
         parent, _, name = normalize_url(url).rpartition("/")
         with _lock:
-            hit = self._sources.get(parent)
+            hit = self._sources.get((serving_others, parent))
         if hit is not None:
             return hit, name
-        backend, key = open_source(url, self.config)
+        check = functools.partial(policy.check, resolve=False) if policy.restricted else None
+        backend, key = open_source(url, self.config, check)
         with _lock:
-            self._sources.setdefault(parent, backend)
+            self._sources.setdefault((serving_others, parent), backend)
         return backend, key
 
     @property
@@ -78,7 +97,8 @@ def default_workers(max_workers: int | None) -> int:
 def current(**overrides) -> Session:
     """The session for the effective configuration (environment is re-read on each call)."""
     cfg = config_mod.load(**overrides)
-    key = (normalize_url(cfg.store), cfg.cache_dir, cfg.cache_size, cfg.cache_min_free)
+    # a changed source policy gets a session of its own: policies and their backends live in a session
+    key = (normalize_url(cfg.store), cfg.cache_dir, cfg.cache_size, cfg.cache_min_free, cfg.external_allow)
     with _lock:
         sess = _sessions.get(key)
     if sess is None:

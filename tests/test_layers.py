@@ -7,39 +7,59 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "mountfs"
 
-# higher number = higher layer; a module may import only its own rank or lower
+#: higher number = higher layer; a module may import only modules of its own rank or lower.
+#: Keys are module paths below ``mountfs`` (a package's key covers everything in it);
+#: the longest key that matches wins, so a package can rank its modules apart.
 RANKS = {
-    "errors": 0, "config": 0,
-    "backends": 1,
-    "store": 2,
-    "catalog": 3, "cache": 3,
-    "session": 4, "ingest": 4, "localcopy": 4, "dataset": 4, "changes": 4, "reading": 4, "preview": 4,
-    "fs": 5,
-    "daemon": 6, "cli": 6,
-    "__init__": 7, "__main__": 7,
+    "errors": 0,
+    "config": 1,
+    "backends": 2,
+    "store": 3,
+    "catalog": 4, "cache": 4,
+    "session": 5,
+    "ingest": 6, "localcopy": 6,
+    "reading": 7,
+    "changes": 8,
+    "dataset": 9,
+    "fs": 10,
+    "daemon": 11,  # the mount daemon: never the CLI, which starts it and talks to its socket
+    "cli": 12,
+    "__init__": 13, "__main__": 13,
 }
 ONLY_IN = {"boto3": {"backends"}, "botocore": {"backends"}, "google": {"backends"}, "azure": {"backends"},
            "lmdb": {"cache"}, "pyfuse3": {"fs", "daemon"}}
 
 
-def _top(path: Path) -> str:
-    rel = path.relative_to(PKG)
-    return rel.parts[0].removesuffix(".py")
+def _module(path: Path, root: Path) -> str:
+    """``store/packs.py`` -> ``store.packs``; a package's ``__init__`` is the package."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts.pop()
+    return ".".join(parts)
 
 
-def _imports(path: Path) -> list[tuple[str, int]]:
+def _rank(module: str) -> int | None:
+    parts = module.split(".")
+    for n in range(len(parts), 0, -1):
+        rank = RANKS.get(".".join(parts[:n]))
+        if rank is not None:
+            return rank
+    return None
+
+
+def _imports(path: Path, root: Path) -> list[tuple[str, int]]:
+    """(absolute module name, line) of every import in ``path``, relative ones resolved."""
     tree = ast.parse(path.read_text())
     out = []
-    pkg_parts = path.relative_to(PKG).parent.parts
+    pkg_parts = path.relative_to(root).parent.parts
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = list(pkg_parts[: len(pkg_parts) - (node.level - 1)])
-                mod = ".".join(base + ([node.module] if node.module else []))
                 if node.module is None:  # "from . import x": x is a module of that package
                     out.extend((".".join(["mountfs", *base, a.name]), node.lineno) for a in node.names)
                 else:
-                    out.append(("mountfs." + mod, node.lineno))
+                    out.append((".".join(["mountfs", *base, node.module]), node.lineno))
             else:
                 out.append((node.module or "", node.lineno))
         elif isinstance(node, ast.Import):
@@ -47,31 +67,50 @@ def _imports(path: Path) -> list[tuple[str, int]]:
     return out
 
 
-def test_no_upward_imports_and_sdks_stay_in_their_layer() -> None:
+def layer_problems(root: Path) -> list[str]:
+    """Every breach of the layer rule in the package at ``root`` (named ``mountfs``)."""
     problems = []
-    files = list(PKG.rglob("*.py"))
-    assert len(files) > 10
-    for path in files:
-        top = _top(path)
-        rank = RANKS[top]
-        for mod, line in _imports(path):
+    for path in sorted(root.rglob("*.py")):
+        where = path.relative_to(root)
+        module = _module(path, root)
+        rank = _rank(module)
+        if rank is None:
+            problems.append(f"{where}: has no rank in tests/test_layers.py RANKS")
+            continue
+        top = module.split(".")[0]
+        for mod, line in _imports(path, root):
             parts = mod.split(".")
             if parts[0] == "mountfs" and len(parts) > 1:
-                target = parts[1]
-                if target in RANKS and RANKS[target] > rank:
-                    problems.append(f"{path.relative_to(PKG)}:{line} imports {mod} (upward)")
+                target = _rank(".".join(parts[1:]))
+                if target is not None and target > rank:
+                    problems.append(f"{where}:{line} imports {mod} (upward: rank {rank} -> {target})")
             elif parts[0] in ONLY_IN and top not in ONLY_IN[parts[0]]:
-                problems.append(f"{path.relative_to(PKG)}:{line} imports {mod} outside {ONLY_IN[parts[0]]}")
+                problems.append(f"{where}:{line} imports {mod} outside {sorted(ONLY_IN[parts[0]])}")
+    return problems
+
+
+def test_no_upward_imports_and_sdks_stay_in_their_layer() -> None:
+    assert len(list(PKG.rglob("*.py"))) > 10
+    problems = layer_problems(PKG)
     assert not problems, "\n".join(problems)
 
 
-def test_the_checker_catches_an_upward_import(tmp_path: Path) -> None:
-    bad = PKG / "store" / "_layer_probe_tmp.py"
-    bad.write_text("from ..dataset import Dataset\nimport lmdb\n")
-    try:
-        rank = RANKS[_top(bad)]
-        found = [m for m, _ in _imports(bad)]
-        assert "mountfs.dataset" in found and RANKS["dataset"] > rank
-        assert "lmdb" in found
-    finally:
-        bad.unlink()
+def test_the_rule_catches_upward_imports_sdks_out_of_place_and_unranked_modules(tmp_path: Path) -> None:
+    """The checker itself, on a small package holding each kind of breach."""
+    root = tmp_path / "mountfs"
+    (root / "store").mkdir(parents=True)
+    (root / "daemon").mkdir()
+    (root / "__init__.py").write_text("from .dataset import Dataset\n")
+    (root / "dataset.py").write_text("from .store import packs\n")
+    (root / "store" / "__init__.py").write_text("")
+    (root / "store" / "packs.py").write_text("from ..dataset import Dataset\nimport lmdb\n")
+    (root / "daemon" / "__init__.py").write_text("")
+    (root / "daemon" / "main.py").write_text("from ..cli.mounts import mount\nimport pyfuse3\n")
+    (root / "gadgets.py").write_text("")
+    problems = layer_problems(root)
+    assert sorted(problems) == sorted([
+        "store/packs.py:1 imports mountfs.dataset (upward: rank 3 -> 9)",
+        "store/packs.py:2 imports lmdb outside ['cache']",
+        "daemon/main.py:1 imports mountfs.cli.mounts (upward: rank 11 -> 12)",
+        "gadgets.py: has no rank in tests/test_layers.py RANKS",
+    ])

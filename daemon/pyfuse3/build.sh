@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build pyfuse3 from its PyPI sdist with the "no open" change (README.md beside
-# this file; FUSE-NOTES item 5) and install it into a venv.
+# this file; docs/FUSE.md item 5) and install it into a venv.
 #
 #   daemon/pyfuse3/build.sh [PYTHON]     # default: .venv/bin/python of the repo
 #

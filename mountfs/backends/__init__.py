@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import UsageError
 from .base import Backend, ObjectInfo
@@ -25,17 +25,29 @@ def normalize_url(url: str) -> str:
     if "://" not in url:
         return os.path.abspath(os.path.expanduser(url))
     scheme, rest = url.split("://", 1)
+    if scheme in _STORE_SCHEMES and ("@" in rest.split("/", 1)[0] or "?" in rest):
+        # a store URL is shown in status, logs and dataset records: credentials
+        # in it (user:secret@host, a SAS query) would travel with all of them
+        raise UsageError(f"the {scheme}:// URL holds credentials (user@ or ?query); remove them from the URL "
+                         f"and put them in the config file's [{scheme}] section or the environment")
     return f"{scheme}://{rest.rstrip('/')}"
 
 
-def open_backend(url: str, config: "Config | None" = None) -> Backend:
-    """Open the backend for a store URL (folder path, file://, s3://, gs://, azure://)."""
+_STORE_SCHEMES = frozenset({"s3", "gs", "azure"})
+
+
+def open_backend(url: str, config: "Config | None" = None, check: "Callable[[str], None] | None" = None) -> Backend:
+    """Open the backend for a store URL (folder path, file://, s3://, gs://, azure://).
+
+    ``check`` (external files of a restricted process) is given to the folder
+    and HTTP backends, which judge with it what they actually open or are redirected to.
+    """
     url = normalize_url(url)
     scheme = url.split("://", 1)[0] if "://" in url else "file"
     if scheme == "file":
         from .file import FileBackend
 
-        return FileBackend(url)
+        return FileBackend(url, check)
     if scheme == "s3":
         try:
             from .s3 import S3Backend
@@ -57,14 +69,15 @@ def open_backend(url: str, config: "Config | None" = None) -> Backend:
     if scheme in ("http", "https"):
         from .http import HttpBackend
 
-        return HttpBackend(url)
+        return HttpBackend(url, check)
     raise UsageError(
         f"unsupported store URL {url!r}: use a folder path, file://, s3://bucket/prefix, "
         "s3://host:port/bucket/prefix, gs://bucket/prefix or azure://<account>.blob.core.windows.net/container/prefix"
     )
 
 
-def open_source(url: str, config: "Config | None" = None) -> tuple[Backend, str]:
+def open_source(url: str, config: "Config | None" = None,
+                check: "Callable[[str], None] | None" = None) -> tuple[Backend, str]:
     """The backend of the folder holding the object at ``url``, and the object's key in it.
 
     External files (``add_external_files``) are addressed by full URLs; this
@@ -76,4 +89,4 @@ def open_source(url: str, config: "Config | None" = None) -> tuple[Backend, str]
         parent = parent or "/"
     if not name or not parent or parent.endswith(":/") or parent.endswith(":"):
         raise UsageError(f"{url!r} does not name an object: give a URL like s3://bucket/path/file")
-    return open_backend(parent, config), name
+    return open_backend(parent, config, check), name

@@ -34,6 +34,7 @@ from azure.storage.blob import BlobServiceClient
 from ..errors import (AlreadyExists, ConfigError, ObjectNotFound, PermissionDenied, StoreError, TransientStoreError,
                       UsageError)
 from .base import Backend, ObjectInfo, Prefixed, first_line, in_key_order
+from .retry import BUDGET
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -60,8 +61,8 @@ class AzureSettings:
     sas_token: str | None = field(default=None, repr=False)
     #: only kept so it can be scrubbed from messages
     connection_string: str | None = field(default=None, repr=False)
-    connect_timeout: float = 5.0
-    read_timeout: float = 60.0
+    connect_timeout: float = BUDGET.connect_timeout
+    read_timeout: float = BUDGET.read_timeout
     max_single_put_size: int = 32 << 20
     max_block_size: int = 8 << 20
     max_concurrency: int = 4

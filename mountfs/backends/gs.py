@@ -30,6 +30,7 @@ from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 
 from ..errors import AlreadyExists, ObjectNotFound, PermissionDenied, StoreError, TransientStoreError, UsageError
 from .base import Backend, ObjectInfo, Prefixed, first_line, in_key_order
+from .retry import BUDGET
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -59,8 +60,8 @@ class GsSettings:
     #: path of a service-account (or other) key file; the path is no secret
     credentials_json: str | None = None
     project: str | None = None
-    connect_timeout: float = 5.0
-    read_timeout: float = 60.0
+    connect_timeout: float = BUDGET.connect_timeout
+    read_timeout: float = BUDGET.read_timeout
     #: uploads above 8 MiB go resumable, in chunks of this size
     chunk_size: int = 16 << 20
     #: sockets kept for parallel readers (requests' default of 10 would make

@@ -7,7 +7,8 @@ server has no listing, so a URL names one file.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
+from urllib.parse import urljoin
 
 import urllib3
 
@@ -15,23 +16,41 @@ from ..errors import ObjectNotFound, PermissionDenied, StoreError, TransientStor
 from .base import Backend, ObjectInfo
 
 _TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
+_REDIRECTS = 3
 
 
 class HttpBackend(Backend):
     """GETs under a base URL; keys are the paths below it."""
 
-    def __init__(self, base_url: str):
+    def __init__(self, base_url: str, check: Callable[[str], None] | None = None):
+        """``check`` (a restricted process) judges every redirect's target before it is requested."""
         self.url = base_url.rstrip("/")
-        # redirects are followed (CDNs use them); other retries are the retry wrapper's job
-        retries = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=3)
+        self._check = check
+        # retries are the retry wrapper's job; redirects are followed here, one hop at a time
+        retries = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=0)
         self._pool = urllib3.PoolManager(num_pools=4, maxsize=16, retries=retries, timeout=_TIMEOUT)
 
     def _request(self, method: str, key: str, headers: dict | None = None) -> urllib3.BaseHTTPResponse:
-        target = f"{self.url}/{key}"
-        try:
-            resp = self._pool.request(method, target, headers=headers, preload_content=True, redirect=True)
-        except urllib3.exceptions.HTTPError as exc:
-            raise TransientStoreError(f"{method} {target} failed: {type(exc).__name__}") from None
+        target = url = f"{self.url}/{key}"
+        # redirects are followed (CDNs use them), each target checked before it is asked:
+        # a redirect must not lead a restricted process to a host it may not reach
+        for _ in range(_REDIRECTS + 1):
+            try:
+                resp = self._pool.request(method, url, headers=headers, preload_content=True, redirect=False)
+            except urllib3.exceptions.HTTPError as exc:
+                raise TransientStoreError(f"{method} {url} failed: {type(exc).__name__}") from None
+            location = resp.get_redirect_location()
+            if not location:
+                break
+            url = urljoin(url, location)
+            if not url.startswith(("http://", "https://")):
+                raise StoreError(f"{method} {target}: redirected to {url}, which is not an HTTP(S) URL")
+            if self._check is not None:
+                self._check(url)
+        else:
+            raise StoreError(f"{method} {target}: more than {_REDIRECTS} redirects")
+        if 300 <= resp.status < 400:
+            raise StoreError(f"{method} {target}: HTTP {resp.status} without a Location to follow")
         if resp.status == 404 or resp.status == 410:
             raise ObjectNotFound(f"{target} does not exist (HTTP {resp.status})")
         if resp.status in (401, 403):
@@ -40,8 +59,7 @@ class HttpBackend(Backend):
             raise TransientStoreError(f"{method} {target}: HTTP {resp.status}")
         if resp.status >= 400:
             raise StoreError(f"{method} {target}: HTTP {resp.status}")
-        final = resp.geturl() or target
-        if final.endswith("/") and not target.endswith("/"):
+        if url.endswith("/") and not target.endswith("/"):
             # redirected to a folder's index page: not a file
             raise ObjectNotFound(f"{target} is a folder page, not a file")
         return resp

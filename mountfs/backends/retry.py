@@ -3,8 +3,9 @@
 Only ``TransientStoreError`` is retried (timeouts, throttling, resets, 5xx),
 with exponential backoff and full jitter, bounded both in attempts and in
 total time, so a dead server turns into an error within seconds instead of a
-hang.  The bound applies between attempts: one attempt itself is bounded by
-the backend's own connect/read timeouts.
+hang.  This is the only retry layer (the cloud clients' own retries are off),
+and ``BUDGET`` is the one place its numbers and the backends' per-attempt
+timeouts are written.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Iterator, TypeVar
 
 from ..errors import AlreadyExists, ObjectNotFound, TransientStoreError
@@ -20,6 +22,42 @@ from .base import Backend, ObjectInfo, Staged
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StoreBudget:
+    """How long a store may take, for every backend and the mount's reads.
+
+    An attempt ends after ``connect_timeout`` without a connection, or
+    ``read_timeout`` without an answer; a retry starts only within
+    ``retry_window`` of the first attempt.  So against a store that stopped
+    answering (it still accepts connections) an operation ends within
+    ``retry_window + read_timeout``, before ``read_deadline``.  A read through a
+    mount gets its bytes or EIO within ``read_deadline`` of reaching the daemon
+    whatever the client library does (its timeouts are configurable): the
+    reader enforces that in the event loop (``mountfs.fs.reader``).
+    """
+
+    #: per attempt: seconds to connect, and the longest silence while waiting for an answer
+    connect_timeout: float = 3.0
+    read_timeout: float = 5.0
+    #: attempts of one operation, and the backoff between them (full jitter)
+    attempts: int = 5
+    base_delay: float = 0.25
+    max_delay: float = 4.0
+    #: no retry starts later than this after the operation's first attempt
+    retry_window: float = 5.0
+    #: a read through a mount: from the request reaching the daemon to its bytes or EIO
+    read_deadline: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.retry_window + self.read_timeout > self.read_deadline:
+            raise ValueError(f"store budget: retries ({self.retry_window} s) plus one unanswered attempt "
+                             f"({self.read_timeout} s) must end within the read deadline ({self.read_deadline} s)")
+
+
+#: the budget every backend and mount uses
+BUDGET = StoreBudget()
 
 
 class _Budget:
@@ -51,16 +89,20 @@ class _Budget:
 
 
 class RetryingBackend(Backend):
-    """Wraps ``inner`` and retries its transient failures; everything else passes through."""
+    """Wraps ``inner`` and retries its transient failures; everything else passes through.
+
+    ``total_timeout``: no retry starts later than this after the first attempt
+    (an attempt under way is bounded by the backend's own timeouts).
+    """
 
     def __init__(
         self,
         inner: Backend,
         *,
-        attempts: int = 5,
-        total_timeout: float = 10.0,
-        base_delay: float = 0.25,
-        max_delay: float = 4.0,
+        attempts: int = BUDGET.attempts,
+        total_timeout: float = BUDGET.retry_window,
+        base_delay: float = BUDGET.base_delay,
+        max_delay: float = BUDGET.max_delay,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,

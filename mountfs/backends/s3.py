@@ -25,6 +25,7 @@ from botocore.config import Config as BotoConfig
 
 from ..errors import AlreadyExists, ObjectNotFound, PermissionDenied, StoreError, TransientStoreError, UsageError
 from .base import Backend, ObjectInfo, PartsReader, Prefixed, in_key_order, split_parts
+from .retry import BUDGET
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -68,8 +69,8 @@ class S3Settings:
     region: str | None = None
     verify: bool | str = True
     max_pool_connections: int = 64
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0
+    connect_timeout: float = BUDGET.connect_timeout
+    read_timeout: float = BUDGET.read_timeout
     multipart_threshold: int = 32 << 20
     multipart_chunksize: int = 16 << 20
     multipart_concurrency: int = 4
@@ -193,9 +194,9 @@ class S3Backend(Prefixed, Backend):
             max_pool_connections=settings.max_pool_connections,
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.read_timeout,
-            # one quick retry for a stale pooled connection; real retrying is
-            # RetryingBackend's job, and stacked retries would multiply delays
-            retries={"total_max_attempts": 2, "mode": "standard"},
+            # one attempt: RetryingBackend is the only retry layer (a stale pooled
+            # connection too), and stacked retries would multiply its time budget
+            retries={"total_max_attempts": 1, "mode": "standard"},
             s3={"addressing_style": "path"} if settings.endpoint_url else {},
             # S3-compatible servers vary in support for the newer default
             # checksums; send them only when the operation requires them

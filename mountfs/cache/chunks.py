@@ -22,9 +22,15 @@ Invariant: a file under its final name appears (rename in) or goes (unlink)
 only inside the write transaction that adds or removes its entries; the writer
 lock is shared by all processes, so a put in the CLI and an eviction in the
 daemon cannot interleave.  Files are not fsynced: a power cut may leave a
-damaged file under its final name, so a chunk is verified the first time a
-process serves it; a crash may leave an orphan file without entries: wasted
-space, never wrong data.
+damaged file under its final name, and anyone who can write the folder can
+change one, so every chunk read from a file is hashed and checked against its
+digest, every time, before any of it is served (xxh3-128 runs at ~12 GB/s,
+faster than the disk read and the FUSE copy around it).  A chunk that does not
+match drops its whole file from the index, so the caller fetches them again:
+the file is damaged, its neighbours were written with it.  (A chunk read in
+slices is read and checked once, then held in memory until its last slice:
+bytes already verified, not a file trusted.)  A crash may leave an orphan file
+without entries: wasted space, never wrong data.
 
 Files bypass the page cache (``O_DIRECT``) where the file system allows it.
 What a mount serves is already in the kernel's page cache of the FUSE file;
@@ -44,13 +50,14 @@ import shutil
 import struct
 import threading
 import time
+from collections import OrderedDict
 from typing import Callable, Iterable, Iterator
 
 import lmdb
 import xxhash
 
 from ..errors import IntegrityError, LocalDiskError
-from .env import open_env, release_env
+from .env import DENIED, not_writable, open_env, release_env
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +69,9 @@ _FLUSH_SECONDS = 1.0  # last-use updates wait at most this long ...
 _FLUSH_HITS = 1024  # ... or this many hits before one write transaction
 _LOW_WATER = 0.9  # evict down to 90% of the cap so every put does not evict
 _EVICT_BATCH = 512  # chunks removed per write transaction: bounds the writer lock
+#: verified chunks held in memory for the next slices of their reads (:meth:`ChunkCache.read`):
+#: four of the largest chunks
+_RECENT_BYTES = 32 << 20
 
 _ALIGN = 4096  # O_DIRECT offsets, lengths and buffers: a multiple of the block size
 _DIRECT_PIECE = 1 << 20
@@ -128,6 +138,11 @@ def _read_direct(fd: int, offset: int, length: int) -> bytes:
     return out[0] if len(out) == 1 else b"".join(out)
 
 
+def _intact(digest: bytes, data: bytes, size: int) -> bool:
+    """Whether ``data`` is the whole chunk ``digest``."""
+    return len(data) == size and xxhash.xxh3_128_digest(data) == digest
+
+
 def _disk_full(exc: BaseException) -> bool:
     if isinstance(exc, OSError):
         return exc.errno in (errno.ENOSPC, errno.EDQUOT)
@@ -140,8 +155,8 @@ class ChunkCache:
     Safe to share between threads; several processes may open the same
     ``directory`` at once.  Pins (:meth:`pin`, :meth:`pinned`) protect chunks
     only from evictions run by *this* process.  ``hits``, ``misses`` and
-    ``evictions`` in :meth:`stats` count this instance; ``size`` and ``count``
-    are the whole directory's.
+    ``evictions`` and ``corrupt`` in :meth:`stats` count this instance; ``size``
+    and ``count`` are the whole directory's.
     """
 
     def __init__(self, directory: str, max_size: int, min_free: int = 0) -> None:
@@ -150,8 +165,13 @@ class ChunkCache:
         self.min_free = min_free
         self._chunk_dir = os.path.join(self.directory, "chunks")
         self._tmp_dir = os.path.join(self.directory, "tmp")
-        os.makedirs(self._chunk_dir, exist_ok=True)
-        os.makedirs(self._tmp_dir, exist_ok=True)
+        try:
+            os.makedirs(self._chunk_dir, exist_ok=True)
+            os.makedirs(self._tmp_dir, exist_ok=True)
+        except OSError as exc:
+            if exc.errno not in DENIED:
+                raise
+            raise not_writable(self.directory, exc) from None
         self._cenv = open_env(self.directory)
         try:
             self._meta = self._cenv.db("meta")
@@ -172,9 +192,11 @@ class ChunkCache:
         self._pending: dict[bytes, int] = {}
         self._last_flush = time.monotonic()
         self._stamp = 0
-        self._hits = self._misses = self._evictions = 0
-        #: chunks known good in this process: written by it, or fully verified once
-        self._verified: set[bytes] = set()
+        self._hits = self._misses = self._evictions = self._corrupt = 0
+        self._stamps_lost = False  # the last flush of last-use times failed (and said so)
+        #: chunks being read in slices (:meth:`read`): verified bytes in memory, never a file trusted
+        self._recent: OrderedDict[bytes, bytes] = OrderedDict()
+        self._recent_bytes = 0
 
     # --- public API --------------------------------------------------------
 
@@ -194,32 +216,32 @@ class ChunkCache:
         """``length`` bytes at ``offset`` of the chunk; shorter at the end of the chunk;
         ``None`` if absent or damaged.
 
-        The whole chunk is verified the first time this process serves it (a
-        crash may have left a damaged file); after that, slices are read as is.
+        The whole chunk is read from its file and verified, whoever wrote it: a
+        slice cannot be checked on its own, and the file may have changed on
+        disk since this process last read it.  A chunk read in slices (FUSE
+        asks 128 KiB at a time) is kept in memory, verified, until a slice
+        reaches its end, so it is read from disk and hashed once, not per slice.
         """
         if offset < 0 or length < 0:
             raise ValueError(f"bad chunk range offset={offset} length={length}")
         self._check_digest(digest)
         entry = self._entry(digest)
         if entry is None:
+            self._keep_recent(digest, None)
             self._miss()
             return None
-        if digest not in self._verified:
+        with self._lock:
+            data = self._recent.get(digest)
+            if data is not None:
+                self._recent.move_to_end(digest)
+        if data is None:
             data = self._get_verified(digest, entry)
             if data is None:
                 return None
-            self._use(digest)
-            return data[offset:offset + length]
-        size, fid, base = entry
-        try:
-            data = self._read_file(fid, base + offset, max(0, min(length, size - offset)))
-        except FileNotFoundError:
-            self._verified.discard(digest)
-            self._drop(digest, fid, "its file is missing")
-            self._miss()
-            return None
+        ends = offset + length >= len(data)
+        self._keep_recent(digest, None if ends else data)
         self._use(digest)
-        return data
+        return data if offset == 0 and ends else data[offset:offset + length]
 
     def put(self, digest: bytes, data: bytes) -> None:
         """Store ``data`` under ``digest``, then evict if over the cap or under ``min_free``.
@@ -276,8 +298,9 @@ class ChunkCache:
                     os.replace(tmp, path)
                     tmp = None
                 total = self._u64(txn, _BYTES)
-            self._verified.update(new)
         except (OSError, lmdb.Error) as exc:
+            if isinstance(exc, OSError) and exc.errno in DENIED:
+                raise not_writable(self.directory, exc) from exc
             if not _disk_full(exc):
                 raise
             raise LocalDiskError(
@@ -298,7 +321,8 @@ class ChunkCache:
         reads of about ``span`` bytes: a folder read back in order costs a few
         large reads, and no more than a span is held here at once.  Chunks are
         verified as :meth:`read` does; a missing or damaged one is left out (the
-        read that wants it then drops it and fetches it again).
+        read that wants it then fetches it again): a damaged one drops its whole
+        file, of which nothing more is handed.
         """
         with self._txn() as txn:
             found = [(d, _ENTRY.unpack(raw)) for d in digests if (raw := txn.get(d, db=self._chunks)) is not None]
@@ -313,22 +337,14 @@ class ChunkCache:
                 j = i + 1
                 while j < len(items) and items[j][0] + items[j][1] - items[i][0] <= span:
                     j += 1
-                run, i = items[i:j], j
-                start = run[0][0]
-                try:
-                    blob = memoryview(self._read_file(fid, start, run[-1][0] + run[-1][1] - start))
-                except FileNotFoundError:
-                    break  # evicted meanwhile
-                good: list[tuple[bytes, bytes]] = []
-                for base, size, digest in run:
-                    data = bytes(blob[base - start:base - start + size])
-                    if len(data) == size and (digest in self._verified or self._verify(digest, data, size)):
-                        good.append((digest, data))
-                        self._use(digest)
-                del blob
-                if good:
-                    sink(good)
-                    count += len(good)
+                good = self._read_run(fid, items[i:j])
+                if good is None:
+                    break  # the file is gone (evicted meanwhile, or dropped as damaged)
+                i = j
+                for digest, _ in good:
+                    self._use(digest)
+                sink(good)
+                count += len(good)
         return count
 
     def missing(self, digests: Iterable[bytes]) -> list[bytes]:
@@ -412,16 +428,16 @@ class ChunkCache:
             # A rename is instant, so the writer lock is held briefly.
             os.rename(self._chunk_dir, trash)
             os.makedirs(self._chunk_dir)
-        self._verified.clear()
         shutil.rmtree(trash, ignore_errors=True)
 
     def stats(self) -> dict[str, int]:
-        """size, count (whole directory), max_size, and this instance's hits, misses, evictions."""
+        """size, count (whole directory), max_size, and this instance's hits, misses,
+        evictions and corrupt (chunks read back that did not match their digest)."""
         with self._txn() as txn:
             size, count = self._u64(txn, _BYTES), self._u64(txn, _COUNT)
         with self._lock:
-            return {"size": size, "count": count, "max_size": self.max_size,
-                    "hits": self._hits, "misses": self._misses, "evictions": self._evictions}
+            return {"size": size, "count": count, "max_size": self.max_size, "hits": self._hits,
+                    "misses": self._misses, "evictions": self._evictions, "corrupt": self._corrupt}
 
     def close(self) -> None:
         """Write pending last-use times and release the environment; idempotent."""
@@ -472,7 +488,6 @@ class ChunkCache:
             raw = txn.get(digest, db=self._chunks)
             if raw is not None and _ENTRY.unpack(raw)[1] == fid:  # else indexed in another file
                 txn.delete(digest, db=self._chunks)
-                self._verified.discard(digest)
                 size_sum, gone = size_sum + _ENTRY.unpack(raw)[0], gone + 1
         row = txn.get(fid, db=self._files)
         if row is not None:
@@ -499,37 +514,73 @@ class ChunkCache:
         txn.put(_COUNT, _U64.pack(max(0, self._u64(txn, _COUNT) + count)), db=self._meta)
         return total
 
+    def _keep_recent(self, digest: bytes, data: bytes | None) -> None:
+        """Keep ``data`` for the next slices of chunk ``digest`` (``None``: done with it)."""
+        with self._lock:
+            old = self._recent.pop(digest, None)
+            if old is not None:
+                self._recent_bytes -= len(old)
+            if data is None:
+                return
+            self._recent[digest] = data
+            self._recent_bytes += len(data)
+            while self._recent_bytes > _RECENT_BYTES:
+                self._recent_bytes -= len(self._recent.popitem(last=False)[1])
+
     def _get_verified(self, digest: bytes, entry: tuple[int, bytes, int]) -> bytes | None:
-        """The whole chunk read and checked; a damaged or missing one is dropped (``None``)."""
+        """The whole chunk read and checked; a damaged or missing one drops its file (``None``)."""
         size, fid, base = entry
         try:
             data = self._read_file(fid, base, size)
         except FileNotFoundError:
-            self._drop(digest, fid, "its file is missing")
+            self._drop_file(fid, digest, "the file is missing")
             self._miss()
             return None
-        if not self._verify(digest, data, size):
-            self._drop(digest, fid, "its file does not match its digest")
+        if not _intact(digest, data, size):
+            self._damaged(fid, digest)
             self._miss()
             return None
         return data
 
-    def _verify(self, digest: bytes, data: bytes, size: int) -> bool:
-        """Whether ``data`` is the whole chunk ``digest``; remembered as good for this process if so."""
-        if len(data) != size or xxhash.xxh3_128_digest(data) != digest:
-            return False
-        self._verified.add(digest)
-        return True
+    def _read_run(self, fid: bytes, run: list[tuple[int, int, bytes]]) -> list[tuple[bytes, bytes]] | None:
+        """The chunks ``run`` ((offset, size, digest), in offset order) of file ``fid``,
+        read at once and each verified; ``None`` if the file is gone or one is damaged."""
+        start = run[0][0]
+        try:
+            blob = memoryview(self._read_file(fid, start, run[-1][0] + run[-1][1] - start))
+        except FileNotFoundError:
+            return None
+        good: list[tuple[bytes, bytes]] = []
+        for base, size, digest in run:
+            data = bytes(blob[base - start:base - start + size])
+            if not _intact(digest, data, size):
+                self._damaged(fid, digest)
+                return None
+            good.append((digest, data))
+        return good
 
-    def _drop(self, digest: bytes, fid: bytes, why: str) -> None:
-        """Forget a chunk whose bytes are missing or damaged (the file too once it holds no chunk), and say so."""
+    def _damaged(self, fid: bytes, digest: bytes) -> None:
+        """Chunk ``digest`` read back from file ``fid`` does not match: count it, drop the file."""
+        with self._lock:
+            self._corrupt += 1
+        self._drop_file(fid, digest, "a chunk does not match its digest")
+
+    def _drop_file(self, fid: bytes, digest: bytes, why: str) -> None:
+        """Forget every chunk of cache file ``fid`` and delete it, because of its chunk
+        ``digest``; one warning per file (a file already dropped says nothing).
+
+        All of them, not just the bad one: the chunks of a file were written
+        together, so damage to one (a torn write, a disk error, someone editing
+        the folder) makes the others suspect, and a damaged file left in place
+        would hold disk space until its last good chunk was evicted.
+        """
         with self._txn(write=True) as txn:
-            raw = txn.get(digest, db=self._chunks)
-            if raw is None or _ENTRY.unpack(raw)[1] != fid:
-                return  # evicted or stored again meanwhile: nothing is wrong
-            # a file that is gone takes all its chunks with it
-            self._remove(txn, fid, [digest] if os.path.exists(self._file_path(fid)) else self._members(txn, fid))
-        log.warning("cache chunk %s dropped: %s", digest.hex(), why)
+            members = self._members(txn, fid)
+            if not members:
+                return  # evicted or dropped meanwhile
+            _, gone = self._remove(txn, fid, members)
+        log.warning("cache file %s dropped with its %d chunk(s), to be fetched again: %s (chunk %s)",
+                    self._file_path(fid), gone, why, digest.hex())
 
     def _evict_if_needed(self, total: int) -> None:
         low = int(self.max_size * _LOW_WATER)
@@ -566,12 +617,26 @@ class ChunkCache:
             self._flush()
 
     def _flush(self) -> None:
-        """Write batched last-use times: one write txn instead of one per hit."""
+        """Write batched last-use times: one write txn instead of one per hit.
+
+        Best effort: they only order eviction, so a full index loses them (one
+        warning until a flush works again) rather than failing the read that flushed.
+        """
         with self._lock:
             batch, self._pending = self._pending, {}
             self._last_flush = time.monotonic()
         if not batch:
             return
+        try:
+            self._write_stamps(batch)
+        except LocalDiskError as exc:
+            if not self._stamps_lost:
+                log.warning("cache: last-use times not recorded: %s", exc)
+            self._stamps_lost = True
+        else:
+            self._stamps_lost = False
+
+    def _write_stamps(self, batch: dict[bytes, int]) -> None:
         with self._txn(write=True) as txn:
             newest: dict[bytes, int] = {}
             for digest, stamp in batch.items():

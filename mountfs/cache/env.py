@@ -20,11 +20,19 @@ serialises their writers.  An environment opened before ``fork()`` cannot be
 used, closed or reopened in the child without corrupting the parent's reader
 table, so in a forked child it raises :class:`CacheUnusable`; open caches after
 forking, or use the ``spawn`` start method.
+
+A folder this user cannot write (its mode, a read-only mount) and a full map
+are :class:`LocalDiskError`: nothing is wrong with what the folder holds (it
+may hold complete local copies), so the advice never is to remove it.  The map
+does not grow: :data:`MAP_SIZE` is sparse and far beyond what an index of
+chunks and file tables needs, and growing it would mean stopping every
+transaction of every process using the folder.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import threading
@@ -33,7 +41,7 @@ from typing import Any, Iterator
 
 import lmdb
 
-from ..errors import CacheUnusable
+from ..errors import CacheUnusable, LocalDiskError
 
 #: Version of the directory layout and of the shared ``meta`` keys.  Bump it
 #: when an older mountfs could misread what a newer one writes.
@@ -50,13 +58,34 @@ _TMP_STALE = 3600.0  # a temp file this old belongs to a crashed writer
 #: LMDB errors that mean the files are damaged, not that the call was wrong.
 _DAMAGED = (lmdb.CorruptedError, lmdb.PageNotFoundError, lmdb.InvalidError,
             lmdb.VersionMismatchError, lmdb.PanicError)
+#: errno values meaning this user may not write there (mode bits, a read-only mount)
+DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
-def _unusable(directory: str, why: str) -> CacheUnusable:
-    return CacheUnusable(
-        f"the cache at {directory} cannot be used: {why}; "
-        f"run `mountfs cache clear` or remove the folder {directory}"
+def _unusable(directory: str, why: str, fix: str | None = None) -> CacheUnusable:
+    """The error for an index that cannot be read; the default fix rebuilds only
+    what can be fetched again (`mountfs cache clear` itself cannot open such an index)."""
+    if fix is None:
+        fix = (f"stop what uses it, then remove {os.path.join(directory, 'index')} and "
+               f"{os.path.join(directory, 'chunks')} (cached chunks are fetched again; "
+               f"local copies in {os.path.join(directory, 'copies')} are kept)")
+    return CacheUnusable(f"the cache at {directory} cannot be used: {why}; {fix}")
+
+
+def not_writable(directory: str, exc: BaseException) -> LocalDiskError:
+    """The error for a cache folder this user cannot write; what it holds is fine."""
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return LocalDiskError(
+        f"the cache folder {directory} is not writable ({why}): make it writable for this user, "
+        f"or set MOUNTFS_CACHE_DIR (cache_dir in the config file) to a folder that is"
     )
+
+
+def _writable(path: str) -> bool:
+    """Whether this process may write the folder ``path`` and the files in it."""
+    effective = os.access in os.supports_effective_ids
+    names = [path] + [os.path.join(path, n) for n in ("data.mdb", "lock.mdb")]
+    return all(os.access(n, os.W_OK, effective_ids=effective) for n in names if os.path.exists(n))
 
 
 class CacheEnv:
@@ -77,6 +106,11 @@ class CacheEnv:
         path = os.path.join(directory, "index")
         try:
             os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            if exc.errno not in DENIED:
+                raise
+            raise not_writable(directory, exc) from None
+        try:
             self._env = lmdb.open(
                 path,
                 map_size=MAP_SIZE,
@@ -89,6 +123,8 @@ class CacheEnv:
                 metasync=False,
             )
         except lmdb.Error as exc:
+            if not _writable(path):
+                raise not_writable(directory, exc) from None
             raise _unusable(directory, f"its index does not open ({exc})") from exc
         try:
             self._check_layout()
@@ -113,7 +149,10 @@ class CacheEnv:
                         self.directory,
                         f"its layout version is {found.decode(errors='replace')}, "
                         f"this mountfs reads version {LAYOUT_VERSION}",
+                        "use the mountfs that wrote it, or set MOUNTFS_CACHE_DIR to another folder",
                     )
+        except lmdb.MapFullError as exc:
+            raise self._full() from exc
         except lmdb.Error as exc:
             raise _unusable(self.directory, f"its index is damaged ({exc})") from exc
 
@@ -134,18 +173,29 @@ class CacheEnv:
     def env(self) -> lmdb.Environment:
         """The LMDB environment; raises :class:`CacheUnusable` in a forked child."""
         if self.pid != _pid:
-            raise _unusable(self.directory, "it was opened before fork() in the parent process")
+            raise _unusable(self.directory, "it was opened before fork() in the parent process",
+                            "open the cache in the child after fork(), or use the 'spawn' start method")
         return self._env
 
     @contextlib.contextmanager
     def begin(self, write: bool = False) -> Iterator[lmdb.Transaction]:
         """A transaction committed on success, aborted on error; damage becomes
-        :class:`CacheUnusable`.  Keep it short and never nest write txns in a thread."""
+        :class:`CacheUnusable`, a full map :class:`LocalDiskError`.  Keep it short
+        and never nest write txns in a thread."""
         try:
             with self.env.begin(write=write) as txn:
                 yield txn
+        except lmdb.MapFullError as exc:
+            raise self._full() from exc
         except _DAMAGED as exc:
             raise _unusable(self.directory, f"its index is damaged ({exc})") from exc
+
+    def _full(self) -> LocalDiskError:
+        return LocalDiskError(
+            f"the cache index {os.path.join(self.directory, 'index')} is full "
+            f"({MAP_SIZE / (1 << 30):g} GiB): run `mountfs cache clear` (cached chunks are fetched again; "
+            f"local copies are kept), or set MOUNTFS_CACHE_DIR to another folder"
+        )
 
     def db(self, name: str, **flags: Any) -> Any:
         """The named sub-database ``name`` (created if missing), opened once per process."""
@@ -154,7 +204,10 @@ class CacheEnv:
             with self._db_lock:
                 handle = self._dbs.get(name)
                 if handle is None:
-                    handle = self.env.open_db(name.encode(), create=True, **flags)
+                    try:
+                        handle = self.env.open_db(name.encode(), create=True, **flags)
+                    except lmdb.MapFullError as exc:  # creating it is a write
+                        raise self._full() from exc
                     self._dbs[name] = handle
         return handle
 

@@ -89,10 +89,14 @@ class FileTables:
 
     def __init__(self, directory: str):
         self._cenv = open_env(directory)
-        self._versions = self._cenv.db("ft_versions")
-        self._nodes = self._cenv.db("ft_nodes")
-        self._names = self._cenv.db("ft_names")
-        self._order = self._cenv.db("ft_order")
+        try:
+            self._versions = self._cenv.db("ft_versions")
+            self._nodes = self._cenv.db("ft_nodes")
+            self._names = self._cenv.db("ft_names")
+            self._order = self._cenv.db("ft_order")
+        except BaseException:  # e.g. a full map: creating a table is a write
+            release_env(self._cenv)
+            raise
 
     def close(self) -> None:
         if self._cenv is not None:

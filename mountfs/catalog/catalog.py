@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import threading
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Iterator
 
 from ..backends import Backend
-from ..errors import AlreadyExists, Conflict, NotFound, ObjectNotFound
+from ..errors import AlreadyExists, Conflict, IntegrityError, NotFound, ObjectNotFound, UsageError
 from ..store.format import read_or_init
 from . import names
 from .records import DatasetRecord
@@ -39,36 +42,113 @@ class Catalog:
 
     def __init__(self, backend: Backend):
         self.backend = backend
+        #: (object key, digest of what was read) of each unusable object already warned about:
+        #: the daemon re-reads the catalog every few seconds and must not repeat itself
+        self._reported: set[tuple[str, bytes]] = set()
+        self._report_lock = threading.Lock()
 
     # --- records -------------------------------------------------------------
 
     def get(self, dataset_id: str) -> DatasetRecord:
-        if not dataset_id or "/" in dataset_id or dataset_id.startswith("."):
-            raise NotFound(f"no dataset with id {dataset_id!r}")
+        """The record of ``dataset_id``; ``NotFound``, or ``IntegrityError`` when it is damaged."""
+        return self._decode(dataset_id, self._read(dataset_id))
+
+    def _read(self, dataset_id: str) -> bytes:
         try:
-            data = self.backend.get(record_key(dataset_id))
+            names.check_component(dataset_id, "dataset id")  # it becomes part of a key and a folder name
+        except UsageError:
+            raise NotFound(f"no dataset with id {names.shown(dataset_id)}") from None
+        try:
+            return self.backend.get(record_key(dataset_id))
         except ObjectNotFound:
             raise NotFound(f"no dataset with id {dataset_id!r} in {self.backend.url}; check the id with `mountfs search`") from None
-        return DatasetRecord.from_json(data, f"{self.backend.url}/{record_key(dataset_id)}")
+
+    def _decode(self, dataset_id: str, data: bytes) -> DatasetRecord:
+        return DatasetRecord.from_json(data, f"{self.backend.url}/{record_key(dataset_id)}", dataset_id)
 
     def put(self, record: DatasetRecord) -> None:
         self.backend.put(record_key(record.id), record.to_json())
 
-    def all(self) -> Iterator[DatasetRecord]:
-        """Every record, newest first (ids are time-ordered)."""
-        ids = sorted(
-            (o.key.split("/")[1] for o in self.backend.list("datasets/") if o.key.endswith("/info.json")), reverse=True
-        )
-        with ThreadPoolExecutor(8) as pool:
-            for rec in pool.map(self._get_or_none, ids):
-                if rec is not None:
-                    yield rec
+    def all(self) -> list[DatasetRecord]:
+        """Every usable record, newest first (ids are time-ordered).
 
-    def _get_or_none(self, dataset_id: str) -> DatasetRecord | None:
+        Skipped, with one warning each: damaged records, and records that the
+        pointer of their version does not name (a crafted record standing in
+        for another dataset's version, or claiming one nobody created).
+        """
+        ids = sorted(self._listed_ids(), reverse=True)
+        with ThreadPoolExecutor(8) as pool:
+            records = [rec for rec in pool.map(self.get_or_none, ids) if rec is not None]
+        # listed after the records: a pointer is created before its record, so each record read has its pointer listed
+        pointer_keys = {o.key for o in self.backend.list("catalog/")}
+        return self._claimed(records, pointer_keys)
+
+    def _listed_ids(self) -> Iterator[str]:
+        for o in self.backend.list("datasets/"):
+            parts = o.key.split("/")
+            if len(parts) != 3 or parts[2] != "info.json":
+                continue  # the manifest, metadata, previews ... of a dataset
+            try:
+                yield names.check_component(parts[1], "dataset id")
+            except UsageError as exc:
+                self._report(o.key, b"", f"catalog: skipping {o.key!r}: {exc}")
+
+    def get_or_none(self, dataset_id: str) -> DatasetRecord | None:
+        """The record, or None when it is missing or damaged (a damaged one is warned about once)."""
         try:
-            return self.get(dataset_id)
+            data = self._read(dataset_id)
         except NotFound:
             return None
+        try:
+            return self._decode(dataset_id, data)
+        except IntegrityError as exc:
+            self._report(record_key(dataset_id), data, f"catalog: {exc} (skipped)")
+            return None
+
+    def _claimed(self, records: list[DatasetRecord], pointer_keys: set[str]) -> list[DatasetRecord]:
+        """The records that the pointer of their version names.  A pointer is read only when
+        several records claim its version: otherwise its existence is enough."""
+        claims: dict[tuple[str, str, str], list[DatasetRecord]] = defaultdict(list)
+        for rec in records:
+            claims[rec.project, rec.name, rec.version].append(rec)
+        kept: set[str] = set()
+        for pointer, recs in claims.items():
+            key = pointer_key(*pointer)
+            if key not in pointer_keys:
+                owner = ""
+            else:
+                owner = recs[0].id if len(recs) == 1 else self._pointer_id(key)
+            kept.update(r.id for r in recs if self.agrees(pointer, r, owner))
+        return [r for r in records if r.id in kept]
+
+    def agrees(self, pointer: tuple[str, str, str], rec: DatasetRecord, owner: str | None = None) -> bool:
+        """Is ``rec`` the version that the pointer at ``(project, name, version)`` names?  When not, warn once.
+
+        ``owner`` is the id the pointer holds ("" if there is no pointer); by
+        default ``rec.id``, so only the pointer's path is compared with the record.
+        """
+        owner = rec.id if owner is None else owner
+        key = pointer_key(*pointer)
+        if (rec.project, rec.name, rec.version) != pointer:
+            problem = (f"version pointer {key} names dataset {rec.id}, whose record says "
+                       f"{rec.project}/{rec.name} {rec.version}; skipping that pointer")
+        elif rec.id != owner:
+            held = f"version pointer {key} names dataset {owner}" if owner else f"there is no version pointer {key}"
+            problem = f"record {rec.id} says {rec.project}/{rec.name} {rec.version}, but {held}; skipping that record"
+        else:
+            return True
+        self._report(key, f"{owner}\0{rec.id}\0{rec.project}\0{rec.name}\0{rec.version}".encode(),
+                     f"catalog: {problem} (fix or delete the pointer or the record)")
+        return False
+
+    def _report(self, key: str, content: bytes, message: str) -> None:
+        """Warn about an unusable object once for what it holds (again if it changes)."""
+        mark = (key, hashlib.blake2b(content, digest_size=16).digest())
+        with self._report_lock:
+            if mark in self._reported:
+                return
+            self._reported.add(mark)
+        log.warning("%s", message)
 
     def check_store(self) -> None:
         """Raise ``StoreError`` unless the store is still there: an unmounted share or
@@ -78,16 +158,16 @@ class Catalog:
     # --- version pointers ----------------------------------------------------
 
     def versions(self, project: str, name: str) -> dict[str, str]:
-        """version -> dataset id for one project/name (drafts included)."""
-        prefix = f"catalog/{project}/{name}/"
+        """version -> dataset id for one project/name (drafts included); unusable pointers are skipped."""
+        prefix = pointer_key(project, name, "")
         out: dict[str, str] = {}
         for o in self.backend.list(prefix):
-            rest = o.key[len(prefix):]
-            if "/" in rest:
+            if "/" in o.key[len(prefix):]:
                 continue  # a nested project's pointers, not ours
-            dataset_id = self._pointer_id(o.key)
-            if dataset_id:
-                out[rest] = dataset_id
+            pointer = self._parse_pointer(o.key)
+            dataset_id = self._pointer_id(o.key) if pointer else ""
+            if pointer and dataset_id:
+                out[pointer[2]] = dataset_id
         return out
 
     def pointers(self, known: dict[str, str] | None = None) -> dict[tuple[str, str, str], str]:
@@ -97,25 +177,47 @@ class Catalog:
         once created, so only new ones are fetched (and added to it).
         """
         known = {} if known is None else known
-        keys = [o.key for o in self.backend.list("catalog/")]
-        new = [k for k in keys if k not in known]
+        parsed = {o.key: p for o in self.backend.list("catalog/") if (p := self._parse_pointer(o.key))}
+        new = [k for k in parsed if k not in known]
         if new:
             with ThreadPoolExecutor(8) as pool:
                 for key, dataset_id in zip(new, pool.map(self._pointer_id, new)):
                     if dataset_id:
                         known[key] = dataset_id
-        out = {}
-        for key in keys:
-            parts = key.split("/")
-            if key in known and len(parts) >= 4:
-                out[("/".join(parts[1:-2]), parts[-2], parts[-1])] = known[key]
-        return out
+        return {pointer: known[key] for key, pointer in parsed.items() if key in known}
+
+    def _parse_pointer(self, key: str) -> tuple[str, str, str] | None:
+        """(project, name, version) of a pointer key, or None (warned once) if its path breaks the name rules:
+        whatever a pointer's path holds becomes directories in the mount."""
+        parts = key.split("/")
+        if key.endswith("/"):
+            return None  # a folder marker some S3 tools create, not a pointer
+        try:
+            if len(parts) < 4 or parts[0] != "catalog":
+                raise UsageError("it is not catalog/<project>/<name>/<version>")
+            project, name, version = "/".join(parts[1:-2]), parts[-2], parts[-1]
+            names.check_project(project)
+            names.check_name(name)
+            names.check_version(version)
+        except UsageError as exc:
+            self._report(key, b"", f"catalog: skipping version pointer {key!r}: {exc}")
+            return None
+        return project, name, version
 
     def _pointer_id(self, key: str) -> str:
+        """The dataset id a pointer holds; "" when it is gone or unusable (warned once)."""
         try:
-            return json.loads(self.backend.get(key))["id"]
-        except (ObjectNotFound, ValueError, KeyError):
-            log.warning("skipping unreadable version pointer %s", key)
+            data = self.backend.get(key)
+        except ObjectNotFound:
+            return ""  # released (a failed create) between the listing and now
+        try:
+            doc = json.loads(data)
+        except (ValueError, RecursionError):
+            doc = None
+        try:
+            return names.check_component(doc.get("id") if isinstance(doc, dict) else None, "dataset id")
+        except UsageError as exc:
+            self._report(key, data, f"catalog: skipping unreadable version pointer {key} (not {{\"id\": ...}}: {exc})")
             return ""
 
     def claim(self, project: str, name: str, version: str | None, dataset_id: str) -> str:
@@ -157,16 +259,20 @@ class Catalog:
         statuses: Iterable[str] | None = None,
         partial_name: str | None = None,
     ) -> list[DatasetRecord]:
-        """Records matching every given criterion, newest first."""
+        """Records matching every given criterion, newest first; unusable records are skipped with a warning."""
         if project is not None and name is not None:
+            names.check_project(project)
+            names.check_name(name)
             ids = self.versions(project, name)
             if version is not None:
                 ids = {version: ids[version]} if version in ids else {}
+            found = ((v, self.get_or_none(i)) for v, i in ids.items())
             records = sorted(
-                (r for r in map(self._get_or_none, ids.values()) if r is not None), key=lambda r: r.id, reverse=True
+                (r for v, r in found if r is not None and self.agrees((project, name, v), r)),
+                key=lambda r: r.id, reverse=True,
             )
         else:
-            records = list(self.all())
+            records = self.all()
         want_tags = set(tags or ())
         want_status = set(statuses) if statuses else None
         out = []

@@ -3,31 +3,48 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 import posixpath
 import re
+from typing import Iterable
 
 from ..errors import UsageError
+from ..store.manifest import NOT_UTF8, path_problem
 
-_VERSION_RE = re.compile(r"^\d+(\.\d+){0,3}$")
+#: ASCII digits only (``\d`` also takes other scripts' digits, which ``int`` reads as the same number),
+#: at most 18 a component: ``int()`` refuses over 4300 digits, and a record's version must always sort
+_VERSION_RE = re.compile(r"[0-9]{1,18}(\.[0-9]{1,18}){0,3}")
+#: how much of a rejected value an error message quotes
+_SHOWN = 80
 _BAD_CHARS = re.compile(r"[\x00-\x1f/\\]")
 
 
-def check_component(value: str, what: str) -> str:
+def shown(value: object) -> str:
+    """``repr(value)``, cut short: a message quoting a rejected value stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+
+
+def check_component(value: object, what: str) -> str:
     """A name that must be usable as one directory name in the mount."""
     if not isinstance(value, str) or not value.strip():
         raise UsageError(f"{what} must be a non-empty string")
     if value != value.strip():
-        raise UsageError(f"{what} {value!r} has leading or trailing spaces; remove them")
+        raise UsageError(f"{what} {shown(value)} has leading or trailing spaces; remove them")
     if value in (".", "..") or value.startswith("."):
-        raise UsageError(f"{what} {value!r} cannot start with '.': it is not a usable directory name")
+        raise UsageError(f"{what} {shown(value)} cannot start with '.': it is not a usable directory name")
     if _BAD_CHARS.search(value):
-        raise UsageError(f"{what} {value!r} contains '/', '\\' or a control character; choose another name")
-    if len(value.encode()) > 200:
-        raise UsageError(f"{what} {value!r} is longer than 200 bytes; choose a shorter name")
+        raise UsageError(f"{what} {shown(value)} contains '/', '\\' or a control character; choose another name")
+    try:
+        size = len(value.encode())
+    except UnicodeEncodeError:  # a lone surrogate, e.g. from "\ud800" in a JSON record
+        raise UsageError(f"{what} {shown(value)} is not valid Unicode; choose another name") from None
+    if size > 200:
+        raise UsageError(f"{what} {shown(value)} is longer than 200 bytes; choose a shorter name")
     return value
 
 
-def check_project(project: str) -> str:
+def check_project(project: object) -> str:
     """Projects may be nested with '/', e.g. ``vision/detection``; each level is a directory name."""
     if not isinstance(project, str) or not project.strip("/ "):
         raise UsageError("dataset project must be a non-empty string, e.g. 'vision' or 'vision/detection'")
@@ -36,45 +53,113 @@ def check_project(project: str) -> str:
     return project
 
 
-def check_name(name: str) -> str:
+def check_name(name: object) -> str:
     return check_component(name, "dataset name")
 
 
-def check_version(version: str) -> str:
-    if not isinstance(version, str) or not _VERSION_RE.match(version):
-        raise UsageError(f"malformed version {version!r}: use numbers separated by dots, e.g. 1.0, 1.0.1 or 2.0")
+def check_version(version: object) -> str:
+    """A version: one to four dot-separated numbers, e.g. ``1.0`` or ``1.0.1``."""
+    if not isinstance(version, str) or not _VERSION_RE.fullmatch(version):
+        raise UsageError(f"malformed version {shown(version)}: use numbers separated by dots, e.g. 1.0, 1.0.1 or 2.0")
     return version
 
 
 def version_key(version: str) -> tuple[int, ...]:
+    """Sort key of a version ``check_version`` accepted: ``1.0.10`` after ``1.0.9``."""
     return tuple(int(p) for p in version.split("."))
 
 
+def is_version(version: object) -> bool:
+    """Would ``check_version`` accept ``version``?"""
+    return isinstance(version, str) and _VERSION_RE.fullmatch(version) is not None
+
+
 def next_version(existing: list[str]) -> str:
-    """The latest version with its last component incremented; ``1.0.0`` for the first."""
-    if not existing:
+    """The latest version with its last component incremented; ``1.0.0`` for the first.
+
+    Entries that are not versions (a crafted or damaged pointer's name) are ignored.
+    """
+    valid = [v for v in existing if is_version(v)]
+    if not valid:
         return "1.0.0"
-    latest = max(existing, key=version_key)
+    latest = max(valid, key=version_key)
     parts = latest.split(".")
     parts[-1] = str(int(parts[-1]) + 1)
-    return ".".join(parts)
+    candidate = ".".join(parts)
+    if not is_version(candidate):
+        raise UsageError(f"there is no version after {latest} to pick automatically; give the version explicitly")
+    return candidate
 
 
 def check_dataset_path(path: str, what: str = "dataset path") -> str:
-    """Normalise a path inside a dataset; reject absolute paths and any escape with '..'."""
+    """Normalise a path the user typed inside a dataset ("" for its root).
+
+    User input is forgiving: '\\' is a separator (ClearML users on Windows
+    write ``dataset_path="a\\b"``), and '//', './' and a trailing '/' are
+    tidied.  Absolute paths and '..' are refused, and what is left must pass
+    the store's one path rule (``path_problem``: no NUL, names of at most
+    255 bytes, at most 255 levels).
+    """
     if not isinstance(path, str):
         raise UsageError(f"{what} must be a string")
     raw = path.replace("\\", "/")
     if raw.startswith("/"):
-        raise UsageError(f"{what} {path!r} is absolute; give a path relative to the dataset root")
+        raise UsageError(f"{what} {shown(path)} is absolute; give a path relative to the dataset root")
     if ".." in raw.split("/"):
-        raise UsageError(f"{what} {path!r} escapes the dataset with '..'; give a path inside the dataset")
+        raise UsageError(f"{what} {shown(path)} escapes the dataset with '..'; give a path inside the dataset")
     norm = posixpath.normpath(raw) if raw else ""
     if norm in (".", ""):
         return ""
-    if "\x00" in norm:
-        raise UsageError(f"{what} {path!r} contains a NUL byte")
+    problem = path_problem(norm)
+    if problem:
+        raise UsageError(f"{what} {shown(path)} {problem}; give another path")
     return norm
+
+
+def shown_source(source: str) -> str:
+    """A local path or URL as a terminal can print it: bytes that are not UTF-8 shown as ``\\xe9``."""
+    try:
+        return os.fsencode(source).decode("utf-8", "backslashreplace")
+    except UnicodeError:  # a surrogate that no file name decodes to
+        return repr(source)
+
+
+def found_path(prefix: str, rel: str, source: str) -> str:
+    """The dataset path of a file found at ``source`` (on disk, in a bucket): ``rel`` under the normalised ``prefix``.
+
+    Unlike a path the user types, a found name is stored exactly as it is or
+    refused with the fix, never rewritten: a '\\' in it is not read as a
+    separator (that would merge ``a\\b`` into ``a/b`` and lose a file), and a
+    name that is not UTF-8 (the format stores UTF-8) is not re-encoded.
+    """
+    path = f"{prefix}/{rel}" if prefix else rel
+    problem = path_problem(path)
+    if problem is None:
+        return path
+    where = shown_source(source)
+    if "\\" in rel:
+        raise UsageError(
+            f"cannot add {where}: its name contains '\\', which a dataset path cannot hold (it separates folders "
+            "in Windows paths, so 'a\\b' would merge with 'a/b'); rename the file"
+        )
+    if problem == NOT_UTF8:
+        raise UsageError(f"cannot add {where}: its name is not valid UTF-8; rename it (e.g. with convmv -t utf8)")
+    raise UsageError(f"cannot add {where}: its dataset path {shown(path)} {problem}")
+
+
+def check_distinct(found: Iterable[tuple[str, str]]) -> None:
+    """Refuse two sources landing on one dataset path (``(source, path)`` pairs sorted by path): one would be lost.
+
+    The same source named twice is one file, not a loss.
+    """
+    last_source, last_path = "", None
+    for source, path in found:
+        if path == last_path and source != last_source:
+            raise UsageError(
+                f"{shown_source(last_source)} and {shown_source(source)} would both be {shown(path)} in the dataset; "
+                "add them separately with different dataset_path values"
+            )
+        last_source, last_path = source, path
 
 
 def path_matches(path: str, pattern: str, recursive: bool) -> bool:

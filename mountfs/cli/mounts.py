@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import subprocess
@@ -14,6 +13,7 @@ import click
 
 from ..catalog.names import check_version
 from ..daemon import control, mounts
+from ..daemon.main import serve
 from ..errors import MountfsError, NotFound, UsageError
 from ..session import current
 from .common import Selector, dataset_selector, resolve, show_progress
@@ -29,21 +29,6 @@ def _run_dir() -> str:
     from ..config import load
 
     return load().run_dir
-
-
-def _daemon_logging(debug: bool) -> None:
-    # the CLI group left the mountfs logger at WARNING with its own stderr handler:
-    # a daemon logs everything from INFO on, once, through the root handler
-    pkg = logging.getLogger("mountfs")
-    for handler in list(pkg.handlers):
-        pkg.removeHandler(handler)
-    pkg.setLevel(logging.NOTSET)
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
 
 
 def _selector_from(spec: str | None, sel: Selector) -> Selector:
@@ -78,7 +63,7 @@ def _wait_mounted(proc: subprocess.Popen, mountpoint: str, log_path: str) -> Non
 def _info_pid(path: str) -> int | None:
     """PID recorded by the daemon serving a mountpoint (None before it wrote it)."""
     try:
-        with open(path) as fh:
+        with os.fdopen(mounts.open_private(path, os.O_RDONLY)) as fh:
             return json.load(fh).get("pid")
     except (OSError, ValueError, AttributeError):
         return None
@@ -86,7 +71,7 @@ def _info_pid(path: str) -> int | None:
 
 def _last_error(log_path: str) -> str:
     try:
-        with open(log_path) as fh:
+        with os.fdopen(mounts.open_private(log_path, os.O_RDONLY), errors="replace") as fh:
             lines = [line.strip() for line in fh if line.strip()]
     except OSError:
         return "no log"
@@ -118,10 +103,7 @@ def mount(ctx: click.Context, args: tuple[str, ...], sel: Selector, foreground: 
     if mounts.mounted_fuse(mountpoint) and not mounts.is_stale(mountpoint):
         raise UsageError(f"{mountpoint} is already mounted; run `mountfs umount {mountpoint}` first")
     if foreground:
-        from ..daemon.server import run
-
-        _daemon_logging(ctx.obj.debug)
-        run(sess, mountpoint, ds.id, debug=ctx.obj.debug)
+        serve(sess, mountpoint, ds.id, ctx.obj.debug)
         return
     files = mounts.RuntimeFiles(sess.config.run_dir, mountpoint)
     files.prepare()
@@ -129,7 +111,12 @@ def mount(ctx: click.Context, args: tuple[str, ...], sel: Selector, foreground: 
     if ctx.obj.debug:
         cmd.append("--debug")
     env = dict(os.environ, MOUNTFS_STORE=sess.catalog_url)
-    with open(files.log, "ab") as log_fh:
+    # never through a symlink: a log opened that way could be made to overwrite any file
+    try:
+        log_fd = mounts.open_private(files.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    except OSError as exc:
+        raise UsageError(f"cannot open the mount's log {files.log}: {exc.strerror}; remove it and mount again") from None
+    with os.fdopen(log_fd, "ab") as log_fh:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_fh, stderr=log_fh,
                                 start_new_session=True, env=env)
     _wait_mounted(proc, mountpoint, files.log)
@@ -189,7 +176,8 @@ def status(as_json: bool) -> None:
         table.append([
             r["mountpoint"], str(r["pid"]), r["dataset"] or "catalog",
             f"{100 * r['read_hits'] / reads:.0f}%", human_size(r["bytes_fetched"]),
-            f"{human_size(cache['size'])} / {human_size(cache['max_size'])}, {r['inflight_fetches']} in flight",
+            f"{human_size(cache['size'])} / {human_size(cache['max_size'])}, {r['inflight_fetches']} in flight"
+            + (f", {cache['corrupt']} damaged (fetched again)" if cache.get("corrupt") else ""),
         ])
     echo_table(["MOUNTPOINT", "PID", "SERVES", "HIT RATE", "FETCHED", "CACHE"], table)
 
@@ -277,32 +265,4 @@ def daemon() -> None:
 @click.pass_context
 def daemon_run(ctx: click.Context, mountpoint: str | None) -> None:
     """Mount the whole catalog at DIR in the foreground: <project>/<name>/<version>/..."""
-    from ..daemon.server import run
-
-    sess = current()
-    _daemon_logging(ctx.obj.debug)
-    run(sess, mountpoint or sess.config.mountpoint, None, debug=ctx.obj.debug)
-
-
-@click.command("mountfsd", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--mountpoint", metavar="DIR", help="Where to mount (default: config, /datasets).")
-@click.option("--dataset", "dataset_id", metavar="ID", help="Serve only this version at DIR instead of the catalog.")
-@click.option("--storage", metavar="URL", help="Store holding the catalog (default: $MOUNTFS_STORE).")
-@click.option("--debug", is_flag=True, help="Log at DEBUG level.")
-def mountfsd(mountpoint: str | None, dataset_id: str | None, storage: str | None, debug: bool) -> None:
-    """The mountfs daemon: serves the catalog (or one version) through FUSE, in the foreground."""
-    from ..daemon.server import run
-
-    _daemon_logging(debug)
-    try:
-        sess = current(store=storage)
-        run(sess, mountpoint or sess.config.mountpoint, dataset_id, debug=debug)
-    except MountfsError as exc:
-        logging.getLogger("mountfs.daemon").error("%s", exc)
-        click.echo(f"mountfsd: error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-
-
-def mountfsd_main() -> None:
-    """Console-script entry point (``mountfsd``)."""
-    mountfsd.main(prog_name="mountfsd")
+    serve(current(), mountpoint, None, ctx.obj.debug)

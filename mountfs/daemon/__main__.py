@@ -1,5 +1,5 @@
 """``python -m mountfs.daemon``: what `mountfs mount` starts in the background."""
 
-from ..cli.mounts import mountfsd_main
+from .main import main
 
-mountfsd_main()
+main()

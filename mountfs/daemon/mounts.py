@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
 import logging
 import os
 import shutil
+import stat
 import subprocess
 from dataclasses import dataclass
+
+from ..errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +88,7 @@ def realtime_thread(priority: int = 1) -> bool:
 
 
 def raise_read_ahead(path: str, kb: int = 1024) -> bool:
-    """Let the kernel send 1 MiB reads instead of 128 KiB (root only; FUSE-NOTES item 3)."""
+    """Let the kernel send 1 MiB reads instead of 128 KiB (root only; docs/FUSE.md item 3)."""
     st = os.stat(path)
     bdi = f"/sys/class/bdi/{os.major(st.st_dev)}:{os.minor(st.st_dev)}/read_ahead_kb"
     try:
@@ -122,11 +126,24 @@ class RuntimeFiles:
         return self.stem + ".log"
 
     def prepare(self) -> None:
-        os.makedirs(self.run_dir, mode=0o700, exist_ok=True)
+        """Create the run dir owner-only, or check that the one there is ours (``check_run_dir``)."""
+        parent = os.path.dirname(self.run_dir.rstrip("/"))
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        try:
+            os.mkdir(self.run_dir, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise UsageError(f"cannot create the run dir {self.run_dir}: {exc.strerror}; "
+                             "set MOUNTFS_RUN_DIR to a folder you may write") from None
+        check_run_dir(self.run_dir)
 
     def write_info(self, doc: dict) -> None:
         tmp = self.info + ".tmp"
-        with open(tmp, "w") as fh:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "w") as fh:
             json.dump(doc, fh)
         os.replace(tmp, self.info)
 
@@ -138,17 +155,50 @@ class RuntimeFiles:
                 pass
 
 
-def all_runtime(run_dir: str) -> list[dict]:
-    """Descriptions of every mount whose daemon wrote one in ``run_dir``."""
-    out = []
+def check_run_dir(path: str) -> None:
+    """Refuse a run dir that someone else could use against us.
+
+    The run dir holds the control socket (whoever can replace it answers the
+    CLI's requests) and the detached daemon's log (a symlink planted there would
+    redirect it).  Under ``/tmp`` anyone may create ``/tmp/mountfs-<uid>``
+    first, so an existing folder must be a real directory (not a symlink),
+    owned by us, and writable by nobody else; group read and search are allowed
+    because a root daemon may admit its ``control_group`` (mode 0750).
+    """
     try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise UsageError(f"cannot use the run dir {path}: {exc.strerror}; set MOUNTFS_RUN_DIR to a folder only you can write") from None
+    fix = "remove it or set MOUNTFS_RUN_DIR to a folder only you can write"
+    if not stat.S_ISDIR(st.st_mode):
+        raise UsageError(f"the run dir {path} is not a folder (a symlink or file is there); {fix}")
+    if st.st_uid != os.geteuid():
+        raise UsageError(f"the run dir {path} belongs to uid {st.st_uid}, not to you (uid {os.geteuid()}); {fix}")
+    if st.st_mode & 0o027:
+        raise UsageError(f"the run dir {path} has mode {stat.S_IMODE(st.st_mode):04o}: others may use it; "
+                         f"run `chmod 700 {path}` or {fix}")
+
+
+def open_private(path: str, flags: int) -> int:
+    """Open a runtime file owner-only, never through a symlink."""
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+
+
+def all_runtime(run_dir: str) -> list[dict]:
+    """Descriptions of every mount whose daemon wrote one in ``run_dir`` (none from a run dir that is not ours)."""
+    out: list[dict] = []
+    if not os.path.lexists(run_dir):
+        return out
+    try:
+        check_run_dir(run_dir)
         names = sorted(os.listdir(run_dir))
-    except FileNotFoundError:
+    except (UsageError, OSError) as exc:
+        log.warning("ignoring mounts described in %s: %s", run_dir, exc)
         return out
     for name in names:
         if name.endswith(".json"):
             try:
-                with open(os.path.join(run_dir, name)) as fh:
+                with os.fdopen(open_private(os.path.join(run_dir, name), os.O_RDONLY)) as fh:
                     out.append(json.load(fh))
             except (OSError, ValueError):
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -12,6 +13,7 @@ import pyfuse3
 import trio
 
 from ..cache.filetable import KIND_DIR, FileTables
+from ..catalog import DatasetRecord
 from ..config import Config
 from ..errors import MountfsError, UsageError
 from ..fs.namespace import Namespace
@@ -19,6 +21,7 @@ from ..fs.operations import NO_OPEN_SUPPORTED, Operations
 from ..fs.reader import Reader
 from ..fs.tree import KIND_LINK, ROOT, Tree
 from ..session import Session
+from ..store import Store
 from . import control, mounts
 
 log = logging.getLogger(__name__)
@@ -60,10 +63,20 @@ class Daemon:
         if single is not None and not single.is_final:
             raise UsageError(f"dataset {dataset_id} is not finalized; only finalized versions can be mounted")
         self.namespace = None if single else Namespace(session.catalog)
-        self.tree = Tree(self.tables, lambda rec: session.store(rec.storage), self.namespace, single)
+        # a root mount gets allow_other: other users read through it, so what a
+        # store writer chose (external sources, a version's own store) is read
+        # under the policy for serving others (SourcePolicy)
+        self.serving_others = os.geteuid() == 0
+        self.tree = Tree(self.tables, self._store_for, self.namespace, single)
         self.reader: Reader | None = None
         #: whether the FUSE thread got realtime scheduling (``mounts.realtime_thread``)
         self.realtime = False
+
+    def _store_for(self, record: DatasetRecord) -> Store:
+        """The store of a version's packs: a record's ``storage`` is checked like an external source."""
+        if record.storage:
+            self.sess.source_policy(self.serving_others).check(record.storage, what=f"the store of version {record.id}")
+        return self.sess.store(record.storage)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -91,11 +104,15 @@ class Daemon:
         if self.namespace is not None:
             await trio.to_thread.run_sync(self.namespace.refresh)
         async with trio.open_nursery() as nursery:
-            self.reader = Reader(self.tree, self.sess.cache, nursery, source=self.sess.source)
+            source = functools.partial(self.sess.source, serving_others=self.serving_others)
+            self.reader = Reader(self.tree, self.sess.cache, nursery, source=source)
             await self.tree.start()
             ops = Operations(self.tree, self.reader)
-            options = set(pyfuse3.default_options) | {"fsname=" + mounts.FSNAME, "subtype=mountfs", "ro"}
-            if os.geteuid() == 0:
+            # nosuid, nodev: whatever modes a store holds, nothing in the mount gains privileges;
+            # pyfuse3.default_options holds default_permissions: the kernel enforces the modes for every user
+            options = set(pyfuse3.default_options) | {"fsname=" + mounts.FSNAME, "subtype=mountfs", "ro",
+                                                      "nosuid", "nodev"}
+            if self.serving_others:
                 options.add("allow_other")
             pyfuse3.init(ops, self.mountpoint, options)
             mounted = True

@@ -3,6 +3,11 @@
 A ``Namespace`` is rebuilt from the catalog every few seconds (``refresh``,
 blocking: run it off the event loop) and swapped in whole, so lookups always
 see one consistent snapshot.  Only completed or published versions appear.
+
+Records and pointers come from whoever can write the store: a damaged or
+crafted one (checked by ``mountfs.catalog``) is left out with one warning and
+the rest of the tree is served; a record appears only where its own pointer
+puts it, so it cannot take another dataset's place.
 """
 
 from __future__ import annotations
@@ -51,15 +56,16 @@ class Namespace:
         """Re-read the catalog; return True when what is visible changed."""
         pointers = self.catalog.pointers(self._pointer_ids)
         records: dict[str, DatasetRecord] = {}
-        for key, dataset_id in pointers.items():
+        for pointer, dataset_id in pointers.items():
             rec = self.records.get(dataset_id)
             if rec is None:
                 try:
-                    rec = self.catalog.get(dataset_id)
+                    # None: not written yet (a draft being created) or damaged (warned about once)
+                    rec = self.catalog.get_or_none(dataset_id)
                 except MountfsError as exc:
-                    log.info("catalog: skipping %s (%s)", "/".join(key), exc)
+                    log.info("catalog: skipping %s (%s)", "/".join(pointer), exc)
                     continue
-            if rec.is_final:
+            if rec is not None and rec.is_final and self.catalog.agrees(pointer, rec):
                 records[dataset_id] = rec
         if records.keys() == self.records.keys():
             return False
@@ -90,7 +96,7 @@ class Namespace:
             else:
                 node.children[rec.version] = Version(rec.id)
             by_id.children[rec.id] = Version(rec.id)
-        _add_latest(root, records)
+        _add_latest(root)
         return root
 
     def resolve(self, parts: tuple[str, ...]) -> "Dir | Version | Link | None":
@@ -104,10 +110,18 @@ class Namespace:
         return node
 
 
-def _add_latest(node: Dir, records: dict[str, DatasetRecord]) -> None:
-    versions = [name for name, child in node.children.items() if isinstance(child, Version)]
-    for name, child in list(node.children.items()):
-        if isinstance(child, Dir) and name != BY_ID:
-            _add_latest(child, records)
-    if versions and LATEST not in node.children:
-        node.children[LATEST] = Link(max(versions, key=version_key))
+def _add_latest(root: Dir) -> None:
+    """A ``latest`` link in every folder holding versions.
+
+    A loop, not recursion: project levels nest as deep as a record says.  The
+    link wins over a project level or dataset named ``latest`` beside versions.
+    """
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        versions = [name for name, child in node.children.items() if isinstance(child, Version)]
+        todo.extend(child for name, child in node.children.items() if isinstance(child, Dir) and name != BY_ID)
+        if versions:
+            if LATEST in node.children:
+                log.info("catalog: the %s link hides a project level or dataset named %s", LATEST, LATEST)
+            node.children[LATEST] = Link(max(versions, key=version_key))

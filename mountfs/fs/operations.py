@@ -2,7 +2,7 @@
 
 All logic lives in ``tree.Tree`` (names and attributes) and ``reader.Reader``
 (bytes).  ``flush`` is deliberately not implemented: pyfuse3's default answers
-ENOSYS once and the kernel stops asking (FUSE-NOTES: +31% on small files).
+ENOSYS once and the kernel stops asking (docs/FUSE.md item 2: +31% on small files).
 """
 
 from __future__ import annotations

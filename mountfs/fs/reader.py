@@ -19,12 +19,25 @@
   until then, so memory stays bounded by ``max_fetches`` groups.
 - Every fetched chunk was verified by the store (``Store.read_chunks``), so the
   cache does not hash it again on put.
+- A read gets its bytes or an error (EIO) within ``READ_DEADLINE`` (10 s,
+  ``backends.retry.BUDGET.read_deadline``) of reaching the daemon, enforced
+  here in the event loop whatever the store client's own timeouts.  A reader
+  stops waiting at its own deadline, but the fetch goes on in its worker thread
+  and keeps its slot: a late answer still lands in the cache, a hung store
+  holds at most ``max_fetches`` threads, and reads queued behind them fail by
+  their own deadline.  A pack block a read gave up on, or whose fetch failed
+  transiently, fails at once for ``FAILED_SECONDS`` or until a fetch of it
+  succeeds: the kernel reads a page again after a failed read, and that second
+  read must not wait a second deadline.  So a ``read()`` on a store that
+  stopped answering returns EIO within about 10 s (the documented bound is
+  15 s), and reads succeed again as soon as the store answers.
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
+import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Callable
@@ -34,7 +47,8 @@ import trio
 from ..cache import ChunkCache
 from ..cache.filetable import Node
 from ..backends import Backend
-from ..errors import LocalDiskError, UsageError
+from ..backends.retry import BUDGET
+from ..errors import LocalDiskError, TransientStoreError, UsageError
 from ..store import ChunkRef, FileEntry, Store
 from ..store.external import check_unchanged, read_range
 from .tree import Mounted, Tree
@@ -65,6 +79,14 @@ HOT_BYTES = 2 * DIR_AHEAD_MAX
 #: sequential read-ahead window, in chunks
 WINDOW_START = 2
 WINDOW_MAX = 32
+#: a read gets its bytes or an error within this long (seconds; the store's budget)
+READ_DEADLINE = BUDGET.read_deadline
+#: after a read gave up on a pack block, or its fetch failed transiently, reads of
+#: it fail at once for this long (or until a fetch of it succeeds): the kernel
+#: retries a failed page read at once, and the store is not asked again meanwhile
+FAILED_SECONDS = 3.0
+#: pack blocks remembered that way (bounded memory)
+FAILED_BLOCKS = 1024
 
 
 class _Inflight:
@@ -108,6 +130,8 @@ class ReadStats:
     hot_hits: int = 0
     cache_loads: int = 0
     errors: int = 0
+    #: reads that gave up waiting for the store at their deadline
+    timeouts: int = 0
     inflight: int = field(default=0)
 
 
@@ -139,17 +163,22 @@ class Reader:
         self._hot_bytes = 0
         self._loading: set[bytes] = set()  # chunks being read ahead from the cache files
         self._loaded: set[bytes] = set()  # chunks in memory that came from the cache files
+        #: pack blocks (or external files' blocks) that failed: key -> (until, why)
+        self._failed: OrderedDict[tuple[str, int], tuple[float, str]] = OrderedDict()
+        #: the last reason fetched chunks could not be cached ("" = they can)
+        self._cache_problem = ""
 
     # --- the read path -----------------------------------------------------------
 
     async def read(self, ino: int, offset: int, size: int) -> bytes | memoryview:
+        deadline = trio.current_time() + READ_DEADLINE
         m, node = self.tree.file(ino)
         self.stats.reads += 1
         end = min(node.size, offset + size)
         if offset >= end:
             return b""
         if node.url:
-            return await self._read_external(m, node, offset, end - offset)
+            return await self._read_external(m, node, offset, end - offset, deadline)
         starts = self._chunk_starts(m, node)
         first = bisect.bisect_right(starts, offset) - 1
         last = bisect.bisect_left(starts, end) - 1
@@ -170,11 +199,13 @@ class Reader:
             pieces.append(data)
         if missing:
             self.stats.misses += len(missing)
+            self._raise_if_failed(missing)
             # only the reader that starts a fetch reaches ahead: readers waiting on
             # a fetch already under way would each add one more small request
             starts_fetch = any(c.digest not in self._inflight for c in missing)
             extra = self._dir_prefetch(m, node, starts_fetch) if offset == 0 else []
-            got = await self._fetch(m.store, missing + extra, wanted={c.digest for c in missing})
+            extra = [c for c in extra if self._failure(_block(c)) is None]
+            got = await self._fetch(m.store, missing + extra, {c.digest for c in missing}, deadline)
             for k, j in enumerate(range(first, last + 1)):
                 if pieces[k] is None:
                     c = node.chunks[j]
@@ -195,12 +226,16 @@ class Reader:
         self.stats.bytes_read += len(out)
         return out
 
-    async def _read_external(self, m: Mounted, node: Node, offset: int, length: int) -> bytes:
+    async def _read_external(self, m: Mounted, node: Node, offset: int, length: int, deadline: float) -> bytes:
         """External files are read from their source; its ETag is checked once per mount."""
         if self._source is None:
             raise UsageError(f"cannot read external file {node.url}: no source access configured")
         entry = FileEntry(node.url, node.size, url=node.url, etag=node.etag)
         key = (m.vk, node.ino)
+        block = (node.url, offset // GROUP_BYTES)
+        why = self._failure(block)
+        if why is not None:
+            raise TransientStoreError(why)
 
         def blocking() -> bytes:
             backend, name = self._source(node.url)
@@ -209,10 +244,16 @@ class Reader:
                 self._checked.add(key)
             return read_range(backend, name, entry, offset, length)
 
-        data = await trio.to_thread.run_sync(blocking, limiter=self._limiter)
-        self.stats.bytes_fetched += len(data)
-        self.stats.bytes_read += len(data)
-        return data
+        with trio.move_on_at(deadline):
+            # the thread keeps its limiter slot until it returns, abandoned or not
+            data = await trio.to_thread.run_sync(blocking, limiter=self._limiter, abandon_on_cancel=True)
+            self.stats.bytes_fetched += len(data)
+            self.stats.bytes_read += len(data)
+            return data
+        self.stats.timeouts += 1
+        why = f"the source of external file {node.url} did not answer within {READ_DEADLINE:.0f} s"
+        self._remember_failed([block], why)
+        raise TransientStoreError(why)
 
     def _chunk_starts(self, m: Mounted, node: Node) -> list[int]:
         key = (m.vk, node.ino)
@@ -405,6 +446,7 @@ class Reader:
                 raise f.error
 
     async def _prefetch(self, store: Store, refs: list[ChunkRef]) -> None:
+        refs = [c for c in refs if self._failure(_block(c)) is None]
         try:
             await self._fetch(store, refs, wanted=set())
         except Exception as exc:  # a later read will report it
@@ -428,36 +470,79 @@ class Reader:
             self._nursery.start_soon(self._fetch_group, store, group, hot)
         return list(waits.items())
 
-    async def _fetch(self, store: Store, refs: list[ChunkRef], wanted: set[bytes]) -> dict[bytes, bytes]:
-        """Fetch ``refs`` (sharing fetches already running); return the ``wanted`` chunks' bytes."""
+    async def _fetch(self, store: Store, refs: list[ChunkRef], wanted: set[bytes],
+                     deadline: float = math.inf) -> dict[bytes, bytes]:
+        """Fetch ``refs`` (sharing fetches already running); return the ``wanted`` chunks' bytes,
+        or raise ``TransientStoreError`` at ``deadline`` (the fetches go on)."""
         waits = dict(self._start(store, refs, hot=True))
+        with trio.move_on_at(deadline):
+            for digest in wanted:
+                f = waits[digest]
+                await f.event.wait()
+                if f.error is not None:
+                    raise f.error
+        late = [c for c in refs if c.digest in wanted and not waits[c.digest].event.is_set()]
+        if late:
+            packs = ", ".join(sorted({c.pack for c in late}))
+            why = f"store {store.url} did not answer within {READ_DEADLINE:.0f} s (pack {packs})"
+            self.stats.timeouts += 1
+            self._remember_failed([_block(c) for c in late], why)
+            raise TransientStoreError(why)
         out: dict[bytes, bytes] = {}
         for digest in wanted:
             f = waits[digest]
-            await f.event.wait()
             if f.error is not None:
                 raise f.error
             out[digest] = f.data  # type: ignore[assignment]
         return out
 
+    # --- blocks that failed --------------------------------------------------------
+
+    def _remember_failed(self, blocks: list[tuple[str, int]], why: str) -> None:
+        until = trio.current_time() + FAILED_SECONDS
+        for b in blocks:
+            self._failed[b] = (until, why)
+            self._failed.move_to_end(b)
+        while len(self._failed) > FAILED_BLOCKS:
+            self._failed.popitem(last=False)
+
+    def _failure(self, block: tuple[str, int]) -> str | None:
+        """Why ``block`` failed moments ago, or None when it may be fetched."""
+        hit = self._failed.get(block)
+        if hit is None:
+            return None
+        if trio.current_time() >= hit[0]:
+            del self._failed[block]
+            return None
+        return hit[1]
+
+    def _raise_if_failed(self, refs: list[ChunkRef]) -> None:
+        if self._failed:
+            for c in refs:
+                why = self._failure(_block(c))
+                if why is not None:
+                    raise TransientStoreError(f"{why}; not asked again for {FAILED_SECONDS:.0f} s")
+
     async def _fetch_group(self, store: Store, group: list[ChunkRef], hot: bool) -> None:
         self.stats.inflight += 1
         try:
             # a fetch holds its slot until its bytes are in the cache: at most
-            # max_fetches groups are in memory, however slow the disk
+            # max_fetches groups are in memory, however slow the disk.  Readers'
+            # deadlines never cancel it (a late answer still lands in the cache),
+            # so a hung store holds at most max_fetches threads; only shutdown
+            # abandons the thread
             async with self._limiter:
+                got = await trio.to_thread.run_sync(self._get_blocking, store, group, abandon_on_cancel=True)
+                self._failed.pop(_block(group[0]), None)
                 if hot:
                     # readers get the bytes before the cache write: waiting for the
                     # disk too made readers of a directory stall at each batch's end
-                    got = await trio.to_thread.run_sync(self._get_blocking, store, group)
                     for c in group:
                         self._keep_hot(c.digest, got[c.digest])
                         f = self._inflight[c.digest]  # stays until written: not fetched again meanwhile
                         f.data = got[c.digest]
                         f.event.set()
-                    await trio.to_thread.run_sync(self._put_blocking, got)
-                else:
-                    got = await trio.to_thread.run_sync(self._fetch_blocking, store, group)
+                await trio.to_thread.run_sync(self._put_blocking, got)
             self.stats.fetches += 1
             for c in group:
                 f = self._inflight.pop(c.digest)
@@ -467,6 +552,8 @@ class Reader:
             if isinstance(exc, Exception):  # not a cancellation (shutdown): a real failure
                 self.stats.errors += 1
                 log.error("fetch failed store=%s packs=%s error=%s", store.url, sorted({c.pack for c in group}), exc)
+                if isinstance(exc, TransientStoreError):  # the store did not answer: not asked again at once
+                    self._remember_failed([_block(group[0])], str(exc))
             for c in group:
                 f = self._inflight.pop(c.digest, None)
                 if f is not None and not f.event.is_set():
@@ -486,17 +573,22 @@ class Reader:
         try:
             self.cache.put_many(got.items(), verified=True)  # read_chunks checked each one
         except LocalDiskError as exc:
-            log.warning("cache is full, serving without caching: %s", exc)
+            # full, read-only or a full index: said once (at each change of reason), not per fetch
+            if str(exc) != self._cache_problem:
+                self._cache_problem = str(exc)
+                log.warning("cannot cache fetched chunks, serving them without caching: %s", exc)
+        else:
+            self._cache_problem = ""
 
-    def _fetch_blocking(self, store: Store, group: list[ChunkRef]) -> dict[bytes, bytes]:
-        got = self._get_blocking(store, group)
-        self._put_blocking(got)
-        return got
+
+def _block(c: ChunkRef) -> tuple[str, int]:
+    """The GROUP_BYTES-aligned block of its pack that a chunk starts in (what one fetch reads)."""
+    return c.pack, c.offset // GROUP_BYTES
 
 
 def _same_block(a: ChunkRef, b: ChunkRef) -> bool:
     """Whether two chunks start in the same GROUP_BYTES-aligned block of the same pack."""
-    return a.pack == b.pack and a.offset // GROUP_BYTES == b.offset // GROUP_BYTES
+    return _block(a) == _block(b)
 
 
 def _groups(refs: list[ChunkRef]) -> list[list[ChunkRef]]:

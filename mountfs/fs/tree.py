@@ -140,7 +140,7 @@ class Tree:
         if self.tables.info(vk) is not None:
             return
         log.info("import version=%s project=%s name=%s files=%d", record.id, record.project, record.name, record.file_count)
-        info = self.tables.import_version(vk, store.iter_manifest(record.id), mtime_ns)
+        info = self.tables.import_version(vk, store.iter_manifest(record.id, record.manifest_digest), mtime_ns)
         log.info("imported version=%s files=%d dirs=%d", record.id, info.files, info.dirs)
 
     async def start(self) -> None:
@@ -198,7 +198,8 @@ class Tree:
         return ino
 
     def _node_attr(self, slot: int, m: Mounted, node: Node) -> Attr:
-        mode = 0o555 if node.kind == KIND_DIR else (node.mode & 0o7777 & ~0o222) or 0o444
+        # modes come from a store others can write: no setuid, setgid, sticky or write bit survives
+        mode = 0o555 if node.kind == KIND_DIR else (node.mode & 0o555) or 0o444
         return Attr(self._version_ino(slot, node.ino), node.kind, node.size, mode, node.mtime_ns, VERSION_TIMEOUT)
 
     def _catalog_attr(self, path: tuple[str, ...], node: "Dir | Link") -> Attr:

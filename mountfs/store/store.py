@@ -114,17 +114,32 @@ class Store:
         self.backend.put(manifest_key(dataset_id), data)
         return data[-16:]
 
-    def get_manifest(self, dataset_id: str) -> list[FileEntry]:
-        return list(self.iter_manifest(dataset_id))
+    def get_manifest(self, dataset_id: str, digest: str) -> list[FileEntry]:
+        """A version's entries in path order; ``digest`` as in ``iter_manifest``."""
+        return list(self.iter_manifest(dataset_id, digest))
 
-    def iter_manifest(self, dataset_id: str) -> Iterator[FileEntry]:
-        """A version's entries in path order, decoded lazily (for millions of files)."""
+    def iter_manifest(self, dataset_id: str, digest: str) -> Iterator[FileEntry]:
+        """A version's entries in path order, decoded lazily (for millions of files).
+
+        ``digest`` is the record's ``manifest_digest`` (hex): the manifest read
+        must be the one its record was finalized with, not another version's
+        manifest copied over it or one rewritten since.
+        """
         key = manifest_key(dataset_id)
+        where = f"{self.url}/{key}"
         try:
             data = self.backend.get(key)
         except ObjectNotFound:
-            raise IntegrityError(f"manifest {self.url}/{key} is missing: the version is damaged") from None
-        return manifest_codec.iter_decode(data, f"{self.url}/{key}")[1]
+            raise IntegrityError(f"manifest {where} is missing: the version is damaged") from None
+        header, entries = manifest_codec.iter_decode(data, where)  # verifies the trailing checksum first
+        if data[-16:].hex() != digest:
+            raise IntegrityError(
+                f"manifest of dataset {dataset_id} ({where}) is not the one its record was finalized with "
+                f"(checksum {data[-16:].hex()}, recorded {digest or 'none'}); restore it or delete the version"
+            )
+        if header["kind"] != "manifest":
+            raise IntegrityError(f"manifest {where} is a draft's state, not a version's manifest; restore it or delete the version")
+        return entries
 
     def close(self) -> None:
         self.backend.close()

@@ -11,7 +11,8 @@ import pytest
 
 from mountfs.backends.base import ObjectInfo
 from mountfs.backends.file import FileBackend
-from mountfs.backends.retry import RetryingBackend
+from mountfs.backends.retry import BUDGET, RetryingBackend, StoreBudget
+from mountfs.config import Config
 from mountfs.errors import AlreadyExists, ObjectNotFound, TransientStoreError
 
 
@@ -153,3 +154,54 @@ def test_everything_else_is_delegated(tmp_path: Path) -> None:
     assert store.exists("a") and not store.exists("b")
     store.delete("a")
     assert list(store.list()) == []
+
+
+class Hung(FileBackend):
+    """A folder store whose reads never answer: each attempt lasts the client's read timeout, then fails."""
+
+    def __init__(self, root: Path, clock: FakeTime) -> None:
+        super().__init__(root)
+        self.clock, self.calls = clock, 0
+
+    def get(self, key: str) -> bytes:
+        self.calls += 1
+        self.clock.now += BUDGET.read_timeout
+        raise TransientStoreError("read timeout (test)")
+
+
+@pytest.mark.allow_warnings
+def test_a_store_that_stopped_answering_fails_within_the_budget(tmp_path: Path) -> None:
+    t = FakeTime()
+    inner = Hung(tmp_path, t)
+    with pytest.raises(TransientStoreError):
+        wrap(inner, t).get("k")
+    # no retry starts after the window, so one unanswered attempt ends it before the read deadline
+    assert t.now <= BUDGET.retry_window + BUDGET.read_timeout <= BUDGET.read_deadline
+    assert inner.calls == 1
+
+
+@pytest.mark.allow_warnings
+def test_fast_failures_use_every_attempt_within_the_window(tmp_path: Path) -> None:
+    inner, t = Flaky(tmp_path, get=100), FakeTime()  # refused at once, every time
+    inner.put("k", b"v")
+    with pytest.raises(TransientStoreError):
+        wrap(inner, t).get("k")
+    assert inner.calls["get"] == BUDGET.attempts and t.now <= BUDGET.retry_window
+
+
+def test_the_budget_refuses_retries_that_outlast_the_read_deadline() -> None:
+    with pytest.raises(ValueError, match="read deadline"):
+        StoreBudget(retry_window=8.0, read_timeout=5.0, read_deadline=10.0)
+
+
+def test_cloud_clients_leave_retrying_to_us_with_the_budgets_timeouts() -> None:
+    # one retry layer: a second one inside the client would multiply the time before EIO
+    from mountfs.backends import azure, gs
+    from mountfs.backends.s3 import S3Backend
+
+    s3 = S3Backend.from_url("s3://127.0.0.1:9/bucket", Config(s3_hosts={"127.0.0.1:9": {"key": "k", "secret": "s"}}))
+    config = s3._client.meta.config
+    assert config.retries["total_max_attempts"] == 1
+    assert (config.connect_timeout, config.read_timeout) == (BUDGET.connect_timeout, BUDGET.read_timeout)
+    for settings in (gs.GsSettings(bucket="b"), azure.AzureSettings(account="a", container="c")):
+        assert (settings.connect_timeout, settings.read_timeout) == (BUDGET.connect_timeout, BUDGET.read_timeout)

@@ -351,9 +351,11 @@ def test_corrupt_index_says_how_to_recover(tmp_path):
     index = tmp_path / "cache" / "index"
     os.makedirs(index)
     (index / "data.mdb").write_bytes(os.urandom(64 << 10))
-    with pytest.raises(CacheUnusable, match="mountfs cache clear") as info:
+    with pytest.raises(CacheUnusable, match=r"remove \S+/index and \S+/chunks .*copies are kept") as info:
         ChunkCache(str(tmp_path / "cache"), 1 << 20)
     assert isinstance(info.value, MountfsError)
+    # `mountfs cache clear` opens the same index, and removing the whole folder loses local copies
+    assert "cache clear" not in str(info.value) and "remove the folder" not in str(info.value)
 
 
 def test_incompatible_layout_version_is_refused(tmp_path):
@@ -362,7 +364,7 @@ def test_incompatible_layout_version_is_refused(tmp_path):
     with cenv.env.begin(write=True) as txn:
         txn.put(b"layout", b"999", db=cenv.db("meta"))
     release_env(cenv)
-    with pytest.raises(CacheUnusable, match="layout version is 999.*remove the folder"):
+    with pytest.raises(CacheUnusable, match="layout version is 999.*use the mountfs that wrote it"):
         ChunkCache(directory, 1 << 20)
 
 
@@ -460,17 +462,19 @@ def _damage_and_close(cache, digest: bytes) -> None:
 
 
 @pytest.mark.allow_warnings
-def test_a_damaged_chunk_in_a_shared_file_drops_only_itself(open_cache, tmp_path, caplog):
+def test_a_damaged_chunk_in_a_shared_file_drops_the_whole_file(open_cache, tmp_path, caplog):
     items = [chunk(i, 5000) for i in range(3)]
+    other = chunk(10, 5000)
     cache = open_cache()
     cache.put_many((d, data) for data, d in items)
+    cache.put(other[1], other[0])
     _damage_and_close(cache, items[1][1])
     cache = open_cache()  # a new process would not trust the file either
     assert cache.read(items[1][1], 0, 100) is None
     assert items[1][1].hex() in caplog.text
-    assert cache.read(items[0][1], 0, 100) == items[0][0][:100]
-    assert cache.get(items[2][1]) == items[2][0]
-    assert set(check_consistent(cache)) == {items[0][1], items[2][1]}
+    assert cache.read(items[0][1], 0, 100) is None  # written with it: fetched again too
+    assert cache.get(items[2][1]) is None
+    assert set(check_consistent(cache)) == {other[1]}
 
 
 def test_a_layout_1_cache_is_emptied_and_keeps_its_file_tables(tmp_path):
@@ -496,15 +500,13 @@ def test_a_layout_1_cache_is_emptied_and_keeps_its_file_tables(tmp_path):
         assert cache.get(d) == data
 
 
-@pytest.mark.allow_warnings  # the damaged chunk is dropped with a warning
+@pytest.mark.allow_warnings  # the damaged chunk's file is dropped with a warning
 def test_read_many_reads_each_file_once_and_leaves_out_damage(open_cache, monkeypatch):
     first = [chunk(i, 5000) for i in range(4)]
     second = [chunk(i, 3000) for i in range(10, 12)]
     cache = open_cache()
     cache.put_many((d, data) for data, d in first)
     cache.put_many((d, data) for data, d in second)
-    _damage_and_close(cache, first[2][1])
-    cache = open_cache()  # a new process verifies each chunk the first time it serves it
     reads = []
     real = cache._read_file
     monkeypatch.setattr(cache, "_read_file", lambda fid, off, n: reads.append(fid) or real(fid, off, n))
@@ -512,11 +514,20 @@ def test_read_many_reads_each_file_once_and_leaves_out_damage(open_cache, monkey
     handed: list[list[tuple[bytes, bytes]]] = []
     n = cache.read_many([d for _, d in first] + [d for _, d in second] + [absent], handed.append)
     got = dict(pair for batch in handed for pair in batch)
-    assert got == {d: data for data, d in first + second if d != first[2][1]}  # the damaged one left out
-    assert n == len(got) == 5
+    assert got == {d: data for data, d in first + second}
+    assert n == len(got) == 6
     assert len(reads) == 2  # neighbours in one cache file are read together
     reads.clear()
     handed.clear()
     cache.read_many([d for _, d in first], handed.append, span=5000)  # reads of at most a span
-    assert len(reads) == 4 and len(handed) == 3  # one read per chunk; the damaged one handed nowhere
-    assert cache.read(first[2][1], 0, 100) is None  # the read that wants it drops it (and fetches it again)
+    assert len(reads) == 4 and len(handed) == 4  # one read per chunk
+    _damage_and_close(cache, first[2][1])
+    cache = open_cache()
+    monkeypatch.setattr(cache, "_read_file", lambda fid, off, n: reads.append(fid) or real(fid, off, n))
+    reads.clear()
+    handed.clear()
+    assert cache.read_many([d for _, d in first + second], handed.append, span=5000) == 2 + 2
+    # the damaged third chunk ends the first file's reads: its fourth is neither read nor handed
+    assert len(reads) == 3 + 2  # (the second file's 3000-byte chunks are a span each)
+    assert dict(pair for batch in handed for pair in batch) == {d: data for data, d in first[:2] + second}
+    assert all(cache.read(d, 0, 100) is None for _, d in first)  # the reads that want them fetch again

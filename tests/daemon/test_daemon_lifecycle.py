@@ -405,7 +405,7 @@ def test_corrupted_pack_gives_eio_never_wrong_bytes(h: Harness, tmp_path: Path) 
     from mountfs.session import current
 
     sess = current()
-    entry = next(e for e in sess.store().get_manifest(v1.id) if e.path == "big/blob.bin")
+    entry = next(e for e in sess.store().get_manifest(v1.id, v1.record.manifest_digest) if e.path == "big/blob.bin")
     assert len(entry.chunks) >= 3
     bad = entry.chunks[2]
     pack = Path(h.env["MOUNTFS_STORE"]) / pack_key(bad.pack)

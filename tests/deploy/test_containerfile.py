@@ -141,7 +141,7 @@ def test_entrypoint_is_the_mountfsd_console_script(instructions: list[Instructio
     assert entry.stage == final and cmd.stage == final
     argv = json.loads(entry.args) + json.loads(cmd.args)  # exec form: mountfsd is PID 1 and gets SIGTERM
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert Path(argv[0]).name == "mountfsd" and scripts["mountfsd"] == "mountfs.cli.mounts:mountfsd_main"
+    assert Path(argv[0]).name == "mountfsd" and scripts["mountfsd"] == "mountfs.daemon.main:main"
     assert argv[argv.index("--mountpoint") + 1] == "/datasets"
     env = env_of(instructions, final)
     assert VENV_BIN in env["PATH"].split(":")  # where pip put the console script

@@ -3,7 +3,7 @@
 A tiny read-only pyfuse3 filesystem, defined here and independent of mountfs,
 serves N files from memory. In "noopen" mode its open() raises ENOSYS: the
 kernel (FUSE_NO_OPEN_SUPPORT) then stops sending OPEN/RELEASE and sends READ
-with fh 0, which the patched pyfuse3 turns into the inode (FUSE-NOTES item 5).
+with fh 0, which the patched pyfuse3 turns into the inode (docs/FUSE.md item 5).
 The server runs as a subprocess (this file, run as a script) and, once
 unmounted, writes the request counts it saw to a JSON file.
 
