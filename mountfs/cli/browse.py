@@ -8,7 +8,7 @@ from ..dataset import Dataset
 from ..errors import IntegrityError, StateError, UsageError
 from ..session import current
 from .common import Command, ListOption, Selector, as_list, dataset_selector, describe, resolve, show_progress
-from .output import echo_json, echo_table, human_size
+from .output import echo_json, echo_table, human_size, printable
 
 _json = click.option("--json", "as_json", is_flag=True, help="Print JSON only, for scripts.")
 _workers = click.option("--max-workers", type=click.IntRange(min=1), metavar="N", help="Parallel threads (default: logical cores).")
@@ -92,7 +92,7 @@ def info(sel: Selector, as_json: bool) -> None:
     ]
     width = max(len(k) for k, _ in lines)
     for key, value in lines:
-        click.echo(f"{key + ':':<{width + 1}} {value}")
+        click.echo(f"{key + ':':<{width + 1}} {printable(value)}")
 
 
 @click.command("list", cls=Command)
@@ -173,7 +173,7 @@ def verify(dataset_ids, project, name, version, local_copy, skip_hash) -> None:
             raise StateError(f"dataset {ds.id} is a draft; only finalized versions can be verified")
         bad = ds.verify_dataset_hash(local_copy_path=local_copy, skip_hash=skip_hash)
         for path in bad:
-            click.echo(f"{ds.id}\t{path}" if len(sels) > 1 else path)
+            click.echo(f"{ds.id}\t{printable(path)}" if len(sels) > 1 else printable(path))
         failed += len(bad)
         checked += ds.record.file_count
     if failed:

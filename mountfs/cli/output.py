@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Iterable, Sequence
 
 import click
+
+#: C0 and C1 control characters and DEL: a description, tag or file name from a shared store could
+#: otherwise move the cursor, retitle the terminal or hide lines when printed
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as escapes (``\\x1b``): store text printed as it is."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def echo_json(doc: Any) -> None:
@@ -25,7 +35,7 @@ def human_size(n: int) -> str:
 
 def echo_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], right: Iterable[str] = ()) -> None:
     """Print rows under headers, columns padded to their widest cell; ``right`` columns align right."""
-    cells = [list(headers)] + [["" if c is None else str(c) for c in row] for row in rows]
+    cells = [list(headers)] + [["" if c is None else printable(str(c)) for c in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     align_right = {headers.index(h) for h in right}
     for row in cells:
