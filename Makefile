@@ -31,6 +31,7 @@ demo: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash examples/demo.sh
 
 test: setup
+	$(PY) -m mypy
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # the pure-Python half, in seconds: no servers, no mounts

@@ -5,6 +5,6 @@
 
 __version__ = "0.1.0"
 
-from .dataset import Dataset  # noqa: E402
+from .sdk import Dataset  # noqa: E402
 
 __all__ = ["Dataset", "__version__"]

@@ -91,3 +91,18 @@ class PermissionDenied(StoreError):
 
 class TransientStoreError(StoreError):
     """A failure worth retrying: timeouts, throttling, connection resets, 5xx."""
+
+
+class DiskFull(LocalDiskError):
+    """The local disk, the user's quota or the cache index is full (ENOSPC at a mount)."""
+
+
+# --- conditions of a mount's tree (mountfs.fs maps them to their own errno) --
+
+
+class IsADirectory(UsageError):
+    """A file operation (a read) was asked of a directory (EISDIR at a mount)."""
+
+
+class VersionGone(NotFound):
+    """A version left the catalog (its pointer deleted) while a mount still held its inodes (ESTALE)."""

@@ -29,7 +29,7 @@ from typing import Callable, Iterable
 from .backends import Backend
 from .cache import ChunkCache
 from .errors import LocalDiskError, UsageError
-from .store import FileEntry, Store
+from .store import ChunkRef, FileEntry, Store
 from .store.external import check_unchanged, read_range
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class _Piece:
     offset: int
 
     @property
-    def chunks(self) -> list:
+    def chunks(self) -> list[ChunkRef]:
         return self.entry.chunks[self.first:self.last]
 
 
@@ -306,7 +306,7 @@ def _write_pieces(
                 os.close(fd)
             return
         refs = {c.digest: c for p in batch for c in p.chunks}
-        have: dict[bytes, bytes] = {}
+        have: dict[bytes, bytes | memoryview] = {}
         missing = []
         for d, ref in refs.items():
             data = cache.get(d)
@@ -384,8 +384,8 @@ def _write_marker(target: str, count: int) -> None:
 
 
 def build_cached_copy(
-    entries: list[FileEntry], store: Store, cache: ChunkCache, target: str, *, max_workers: int, progress=None,
-    source=None,
+    entries: list[FileEntry], store: Store, cache: ChunkCache, target: str, *, max_workers: int,
+    progress: Callable[[int], None] | None = None, source: Source | None = None,
 ) -> str:
     """Build (or reuse) the read-only copy at ``target``; it is complete or it is not there."""
     if copy_is_complete(target, entries):
@@ -412,8 +412,8 @@ def build_cached_copy(
 
 
 def build_mutable_copy(
-    entries: list[FileEntry], store: Store, cache: ChunkCache, target: str, *, overwrite: bool, max_workers: int, progress=None,
-    source=None,
+    entries: list[FileEntry], store: Store, cache: ChunkCache, target: str, *, overwrite: bool, max_workers: int,
+    progress: Callable[[int], None] | None = None, source: Source | None = None,
 ) -> str:
     """Write a plain writable folder; refuse a non-empty one unless ``overwrite``.
 
@@ -446,7 +446,7 @@ def build_mutable_copy(
 
 def remove_tree(path: str) -> None:
     """Remove a file, a link (not what it points to) or a folder tree, read-only parts included."""
-    def onerror(func, p, exc_info):
+    def onerror(func: Callable[[str], object], p: str, exc_info: object) -> None:
         # a read-only folder stops the removal: make it writable and retry, but chmod only real
         # folders (lstat), never through a link to somewhere else
         try:

@@ -1,13 +1,23 @@
-"""Per-process handles on the catalog, the stores and the cache, shared by every ``Dataset``."""
+"""Per-process handles on the catalog, the stores and the cache, shared by every ``Dataset``.
+
+A ``Session`` belongs to one ``Config``: ``open(cfg)`` gives the session of
+exactly that configuration (every field counts, the run dir too), shared by
+all callers passing an equal one.  ``current()`` is the session of the
+process's configuration (``config.process_config()``: resolved once, on first
+use), for SDK code that has no place to pass a config (ClearML's API has none);
+``use(cfg)`` makes ``cfg`` the process's configuration for a block (the CLI
+does, for one command).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
 import threading
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from . import config as config_mod
 from .backends import Backend, normalize_url, open_source
@@ -18,7 +28,8 @@ from .store.external import SourcePolicy
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
-_sessions: dict[tuple, "Session"] = {}
+#: one session per configuration; a Config is immutable and hashable
+_sessions: dict[config_mod.Config, "Session"] = {}
 
 
 class Session:
@@ -79,6 +90,21 @@ class Session:
             self._sources.setdefault((serving_others, parent), backend)
         return backend, key
 
+    def folder(self, url: str, serving_others: bool = False) -> Backend:
+        """A backend rooted at an external folder's URL, to list the files under it (``add_external_files``).
+
+        Checked against the source policy like ``source`` (each file listed is
+        checked again when read) and retry-wrapped like a store, so listing a
+        folder has the one retry budget (``backends.retry.BUDGET``) and nothing more.
+        """
+        from .backends import open_backend
+        from .backends.retry import RetryingBackend
+
+        policy = self.source_policy(serving_others)
+        policy.check(url, what="external folder")
+        check = functools.partial(policy.check, resolve=False) if policy.restricted else None
+        return RetryingBackend(open_backend(url, self.config, check))
+
     @property
     def cache(self) -> ChunkCache:
         with _lock:
@@ -94,18 +120,45 @@ def default_workers(max_workers: int | None) -> int:
     return max(1, int(max_workers)) if max_workers else (os.cpu_count() or 1)
 
 
-def current(**overrides) -> Session:
-    """The session for the effective configuration (environment is re-read on each call)."""
-    cfg = config_mod.load(**overrides)
-    # a changed source policy gets a session of its own: policies and their backends live in a session
-    key = (normalize_url(cfg.store), cfg.cache_dir, cfg.cache_size, cfg.cache_min_free, cfg.external_allow)
+def open(cfg: config_mod.Config) -> Session:  # noqa: A001 - session.open(config), as io.open(file)
+    """The session of exactly ``cfg``, opened once per process and shared by every equal ``cfg``.
+
+    The store URL is normalized first, so ``./store`` and its absolute path share a session.
+    """
+    store = normalize_url(cfg.store)
+    if store != cfg.store:
+        cfg = dataclasses.replace(cfg, store=store)
     with _lock:
-        sess = _sessions.get(key)
+        sess = _sessions.get(cfg)
     if sess is None:
         sess = Session(cfg)
         with _lock:
-            sess = _sessions.setdefault(key, sess)
+            sess = _sessions.setdefault(cfg, sess)
     return sess
+
+
+def current(**overrides: Any) -> Session:
+    """The session of the process's configuration, with ``overrides`` (``Config`` fields) applied.
+
+    The configuration is resolved once per process (``config.process_config()``):
+    the config file is not read again on later calls.
+    """
+    cfg = config_mod.process_config()
+    return open(cfg.with_overrides(**overrides) if overrides else cfg)
+
+
+@contextmanager
+def use(cfg: config_mod.Config) -> Iterator[config_mod.Config]:
+    """Make ``cfg`` the process's configuration inside the block (what ``current()`` and the SDK use).
+
+    The previous one comes back afterwards, for callers that run several CLI
+    commands in one process.
+    """
+    previous = config_mod.set_process_config(cfg)
+    try:
+        yield cfg
+    finally:
+        config_mod.set_process_config(previous)
 
 
 @contextmanager

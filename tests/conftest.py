@@ -6,13 +6,20 @@ import logging
 import os
 import random
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """A private default store, cache and config file: tests never touch the user's own."""
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """A private default store, cache and config file: tests never touch the user's own.
+
+    Each test is a new "process" for the configuration: the SDK resolves it once
+    per process (config.process_config), so it is forgotten before and after.
+    """
+    from mountfs import config
+
     env = {
         "MOUNTFS_STORE": str(tmp_path / "store"),
         "MOUNTFS_CACHE_DIR": str(tmp_path / "cache"),
@@ -21,7 +28,9 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("MOUNTFS_CACHE_SIZE", raising=False)
-    return env
+    config.set_process_config(None)
+    yield env
+    config.set_process_config(None)
 
 
 @pytest.fixture(autouse=True)

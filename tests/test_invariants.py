@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import select
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -29,24 +29,43 @@ def test_crash_mid_upload_leaves_no_version_and_retry_sends_only_the_rest(tmp_pa
     ds = Dataset.create(dataset_name="crash", dataset_project="p")
     ds.add_files(src)
     store = Path(os.environ["MOUNTFS_STORE"])
+    ready_r, ready_w = os.pipe()
+    # the child tells us when its third pack is indexed (pack and index object durable), then
+    # waits to be killed: the crash lands at that point, not wherever a polling loop caught it
     child = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
+            import os, threading
             from mountfs import Dataset
+            from mountfs.store.store import Store
+
+            real, indexed = Store.add_to_index, []
+
+            def add_to_index(self, pack_id, entries):
+                real(self, pack_id, entries)
+                indexed.append(pack_id)
+                if len(indexed) == 3:
+                    os.write({ready_w}, b"3")
+                    threading.Event().wait()
+
+            Store.add_to_index = add_to_index
             ds = Dataset.get(dataset_id={ds.id!r})
             ds.upload(show_progress=False, chunk_size=1, max_workers=1)
             ds.finalize()
         """)],
-        env=os.environ.copy(),
+        env=os.environ.copy(), pass_fds=(ready_w,),
     )
+    os.close(ready_w)
     try:
-        deadline = time.monotonic() + 60
-        while len(list((store / "index").glob("*"))) < 3 if (store / "index").exists() else True:
-            assert child.poll() is None, "upload finished before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.005)
+        readable, _, _ = select.select([ready_r], [], [], 60)
+        # EOF (b"") instead: the child ended (the upload finished or failed) before three packs
+        assert readable and os.read(ready_r, 1) == b"3", "the upload never indexed three packs"
+        assert len(list((store / "index").glob("*"))) >= 3
         child.send_signal(signal.SIGKILL)
     finally:
+        if child.poll() is None:
+            child.kill()
         child.wait()
+        os.close(ready_r)
     landed = _pack_files(store)
     assert 0 < len(landed)
     # no half version: nothing completed is visible, the record is still a draft

@@ -18,9 +18,10 @@ RANKS = {
     "catalog": 4, "cache": 4,
     "session": 5,
     "ingest": 6, "localcopy": 6,
-    "reading": 7,
-    "changes": 8,
-    "dataset": 9,
+    # the SDK: sdk.dataset (and the package) composes the parts, which share sdk.version
+    "sdk": 9,
+    "sdk.version": 7,
+    "sdk.changes": 8, "sdk.closing": 8, "sdk.reading": 8, "sdk.copies": 8, "sdk.metadata": 8, "sdk.lifecycle": 8,
     "fs": 10,
     "daemon": 11,  # the mount daemon: never the CLI, which starts it and talks to its socket
     "cli": 12,
@@ -100,16 +101,18 @@ def test_the_rule_catches_upward_imports_sdks_out_of_place_and_unranked_modules(
     root = tmp_path / "mountfs"
     (root / "store").mkdir(parents=True)
     (root / "daemon").mkdir()
-    (root / "__init__.py").write_text("from .dataset import Dataset\n")
-    (root / "dataset.py").write_text("from .store import packs\n")
+    (root / "sdk").mkdir()
+    (root / "__init__.py").write_text("from .sdk import Dataset\n")
+    (root / "sdk" / "__init__.py").write_text("from .dataset import Dataset\n")
+    (root / "sdk" / "dataset.py").write_text("from ..store import packs\n")
     (root / "store" / "__init__.py").write_text("")
-    (root / "store" / "packs.py").write_text("from ..dataset import Dataset\nimport lmdb\n")
+    (root / "store" / "packs.py").write_text("from ..sdk.dataset import Dataset\nimport lmdb\n")
     (root / "daemon" / "__init__.py").write_text("")
     (root / "daemon" / "main.py").write_text("from ..cli.mounts import mount\nimport pyfuse3\n")
     (root / "gadgets.py").write_text("")
     problems = layer_problems(root)
     assert sorted(problems) == sorted([
-        "store/packs.py:1 imports mountfs.dataset (upward: rank 3 -> 9)",
+        "store/packs.py:1 imports mountfs.sdk.dataset (upward: rank 3 -> 9)",
         "store/packs.py:2 imports lmdb outside ['cache']",
         "daemon/main.py:1 imports mountfs.cli.mounts (upward: rank 11 -> 12)",
         "gadgets.py: has no rank in tests/test_layers.py RANKS",

@@ -1,7 +1,8 @@
 """A store in an Azure Blob Storage container:
 ``azure://<account>.blob.core.windows.net/container/prefix`` (as ClearML writes it).
 
-Credentials, first found wins: the config's ``[azure]`` ``connection_string``,
+Settings arrive typed from ``Config.azure_options`` (config.py ranks the
+sources).  Credentials, first found wins: the config's ``[azure]`` ``connection_string``,
 ``account_key`` or ``sas_token``; then ``AZURE_STORAGE_CONNECTION_STRING``,
 ``AZURE_STORAGE_KEY`` or ``AZURE_STORAGE_SAS_TOKEN`` from the environment;
 then ``azure-identity``'s default chain when that package is installed;
@@ -21,7 +22,7 @@ from __future__ import annotations
 import re
 import traceback
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Mapping
+from typing import Any, BinaryIO, Iterator
 
 import requests
 import requests.adapters
@@ -31,13 +32,12 @@ from azure.core.exceptions import (AzureError, ClientAuthenticationError, HttpRe
                                    ServiceResponseError)
 from azure.storage.blob import BlobServiceClient
 
+from ..config import Config
 from ..errors import (AlreadyExists, ConfigError, ObjectNotFound, PermissionDenied, StoreError, TransientStoreError,
                       UsageError)
 from .base import Backend, ObjectInfo, Prefixed, first_line, in_key_order
 from .retry import BUDGET
 
-if TYPE_CHECKING:
-    from ..config import Config
 
 _DENIED_CODES = {"AuthenticationFailed", "AuthorizationFailure", "AuthorizationPermissionMismatch",
                  "AuthorizationResourceTypeMismatch", "InsufficientAccountPermissions", "AccountIsDisabled"}
@@ -92,50 +92,37 @@ def parse_connection_string(text: str) -> dict[str, str]:
     return fields
 
 
-def _settings_from_config(url: str, config: "Config | None") -> AzureSettings:
-    from ..config import parse_size
-
+def _settings_from_config(url: str, config: Config | None) -> AzureSettings:
+    """The URL's account, container and prefix with the config's typed settings (``Config.azure_options``)."""
     host, container, prefix = _split_url(url)
-    section: Mapping[str, Any] = config.azure if config else {}
-    environ: Mapping[str, str] = config.environ if config else {}
+    opts = (config or Config()).azure_options()
     account = host.split(".", 1)[0]
-    s = AzureSettings(account=account, container=container, prefix=prefix, host=host)
+    s = AzureSettings(account=account, container=container, prefix=prefix, host=host,
+                      account_key=opts.account_key, sas_token=opts.sas_token)
     conn_endpoint = ""
-    # the config file beats the environment, as for S3
-    sources = [("config [azure]", section.get("connection_string"), section.get("account_key"), section.get("sas_token")),
-               ("the environment", environ.get("AZURE_STORAGE_CONNECTION_STRING"), environ.get("AZURE_STORAGE_KEY"),
-                environ.get("AZURE_STORAGE_SAS_TOKEN"))]
-    for where, conn, key, sas in sources:
-        if conn:
-            fields = parse_connection_string(str(conn))
-            named = fields.get("accountname")
-            if named and named != account:
-                # writing somewhere else than the URL says would be worse than failing
-                raise ConfigError(f"the Azure connection string from {where} is for account {named!r}, "
-                                  f"but the store URL names account {account!r}; fix one of them")
-            s.connection_string = str(conn)
-            s.account_key = fields.get("accountkey") or None
-            s.sas_token = fields.get("sharedaccesssignature") or None
-            if fields.get("blobendpoint"):
-                conn_endpoint = fields["blobendpoint"]
-            elif fields.get("endpointsuffix"):
-                conn_endpoint = (f"{fields.get('defaultendpointsprotocol', 'https')}://"
-                                 f"{account}.blob.{fields['endpointsuffix']}")
-            break
-        if key or sas:
-            s.account_key, s.sas_token = (str(key) if key else None), (str(sas) if sas and not key else None)
-            break
+    if opts.connection_string:
+        fields = parse_connection_string(opts.connection_string)
+        named = fields.get("accountname")
+        if named and named != account:
+            # writing somewhere else than the URL says would be worse than failing
+            raise ConfigError(f"the Azure connection string from {opts.credentials_from} is for account {named!r}, "
+                              f"but the store URL names account {account!r}; fix one of them")
+        s.connection_string = opts.connection_string
+        s.account_key = fields.get("accountkey") or None
+        s.sas_token = fields.get("sharedaccesssignature") or None
+        if fields.get("blobendpoint"):
+            conn_endpoint = fields["blobendpoint"]
+        elif fields.get("endpointsuffix"):
+            conn_endpoint = (f"{fields.get('defaultendpointsprotocol', 'https')}://"
+                             f"{account}.blob.{fields['endpointsuffix']}")
     default = f"https://{host}" if "." in host else f"https://{account}.blob.core.windows.net"
-    s.endpoint = str(section.get("endpoint") or conn_endpoint or default).rstrip("/")
-    for name in ("connect_timeout", "read_timeout"):
-        if name in section:
-            setattr(s, name, float(section[name]))
-    for name in ("max_single_put_size", "max_block_size"):
-        if name in section:
-            setattr(s, name, parse_size(section[name]))
-    for name in ("max_concurrency", "max_pool_connections"):
-        if name in section:
-            setattr(s, name, int(section[name]))
+    s.endpoint = (opts.endpoint or conn_endpoint or default).rstrip("/")
+    # tuning knobs the config leaves unset keep the defaults above
+    for name in ("connect_timeout", "read_timeout", "max_single_put_size", "max_block_size", "max_concurrency",
+                 "max_pool_connections"):
+        value = getattr(opts, name)
+        if value is not None:
+            setattr(s, name, value)
     return s
 
 
@@ -174,7 +161,7 @@ class AzureBackend(Prefixed, Backend):
         self._container = self._service.get_container_client(self.container_name)
 
     @classmethod
-    def from_url(cls, url: str, config: "Config | None" = None) -> "AzureBackend":
+    def from_url(cls, url: str, config: Config | None = None) -> "AzureBackend":
         """Open ``azure://<account>.blob.core.windows.net/container/prefix`` with ``config``'s settings."""
         return cls(_settings_from_config(url, config))
 
@@ -189,7 +176,7 @@ class AzureBackend(Prefixed, Backend):
         """Turn an azure-core error into our error family, with a message that names the fix."""
         what = f"Azure {op} of {key!r} in {self.url}" if key else f"Azure {op} on {self.url}"
         if isinstance(exc, HttpResponseError):
-            code = str(exc.error_code or "")
+            code = str(_error_code(exc) or "")
             status = exc.status_code or 0
             detail = self._scrub(f"{code or status}: {first_line(exc.reason or str(exc.message))}")
             if code == "ContainerNotFound":
@@ -242,7 +229,7 @@ class AzureBackend(Prefixed, Backend):
         except HttpResponseError as exc:
             # 416: the range starts at or past the end (incl. empty blobs); a
             # missing blob is a 404 before any range is looked at
-            if exc.status_code == 416 or exc.error_code == "InvalidRange":
+            if exc.status_code == 416 or _error_code(exc) == "InvalidRange":
                 return b""
             raise self._fail(exc, "ranged get", key)
         except AzureError as exc:
@@ -278,7 +265,7 @@ class AzureBackend(Prefixed, Backend):
         try:
             self._container.delete_blob(self._key(key))
         except ResourceNotFoundError as exc:
-            if exc.error_code == "ContainerNotFound":
+            if _error_code(exc) == "ContainerNotFound":
                 raise self._fail(exc, "delete", key)
         except AzureError as exc:
             raise self._fail(exc, "delete", key)
@@ -306,10 +293,16 @@ class AzureBackend(Prefixed, Backend):
         self._service.close()
 
 
+def _error_code(exc: HttpResponseError) -> str | None:
+    """The storage service's error code, which azure-storage-blob sets on the errors it raises."""
+    code = getattr(exc, "error_code", None)
+    return None if code is None else str(code)
+
+
 def _default_credential() -> Any:
     """azure-identity's chain (managed identity, az login, ...) when installed; else anonymous."""
     try:
-        from azure.identity import DefaultAzureCredential  # type: ignore[import-not-found]
+        from azure.identity import DefaultAzureCredential
     except ImportError:
         return None
     return DefaultAzureCredential()

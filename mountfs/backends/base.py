@@ -13,7 +13,10 @@ import abc
 import bisect
 import io
 from dataclasses import dataclass
-from typing import BinaryIO, Iterable, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Iterable, Iterator, Sequence
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 from ..errors import StoreError
 
@@ -177,7 +180,7 @@ def split_parts(parts: list[bytes | memoryview], piece: int) -> list[list[memory
 class PartsReader(io.RawIOBase):
     """A seekable file over a list of buffers, so a pack can be sent without joining it."""
 
-    def __init__(self, parts: list[bytes | memoryview]):
+    def __init__(self, parts: Sequence[bytes | memoryview]):
         self._parts = [memoryview(p).cast("B") for p in parts if len(p)]
         self._starts = []
         pos = 0
@@ -201,7 +204,7 @@ class PartsReader(io.RawIOBase):
         self._pos = max(0, min(self.size, base + offset))
         return self._pos
 
-    def readinto(self, buf) -> int:
+    def readinto(self, buf: "WriteableBuffer") -> int:
         out = memoryview(buf).cast("B")
         done = 0
         while done < len(out) and self._pos < self.size:

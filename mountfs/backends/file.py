@@ -19,7 +19,8 @@ _CHECKED_FLAGS = os.O_NONBLOCK | os.O_NOCTTY
 
 
 def _map_oserror(exc: OSError, key: str) -> Exception:
-    if isinstance(exc, FileNotFoundError):
+    # a folder, or a path through a file, is no object either (as in a bucket: nothing under that key)
+    if isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError)):
         return ObjectNotFound(f"object {key!r} is not in the store")
     if isinstance(exc, PermissionError):
         return PermissionDenied(f"no permission for {key!r} in the store: {exc.strerror}")
@@ -122,7 +123,7 @@ class FileBackend(Backend):
         finally:
             os.close(fd)
 
-    def _write_temp(self, key: str, write, sync: bool = True) -> Path:
+    def _write_temp(self, key: str, write: Callable[[BinaryIO], object], sync: bool = True) -> Path:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
@@ -137,7 +138,7 @@ class FileBackend(Backend):
             raise
         return Path(tmp)
 
-    def _replace_with(self, key: str, write) -> None:
+    def _replace_with(self, key: str, write: Callable[[BinaryIO], object]) -> None:
         try:
             tmp = self._write_temp(key, write)
             os.replace(tmp, self._path(key))

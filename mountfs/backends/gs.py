@@ -1,9 +1,10 @@
 """A store in a Google Cloud Storage bucket: ``gs://bucket/prefix``.
 
-Where to connect: ``STORAGE_EMULATOR_HOST`` (from ``Config.environ``) points
-at an emulator, which gets anonymous credentials and a placeholder project;
-the config's ``[gs] endpoint`` names any other endpoint.  Credentials
-otherwise: the config's ``[gs] credentials_json`` (a key file path), else
+Settings arrive typed from ``Config.gs_options`` (config.py ranks the
+sources).  Where to connect: the config's ``[gs] endpoint``, else
+``STORAGE_EMULATOR_HOST``, an emulator, which gets anonymous credentials and a
+placeholder project, else Google.  Credentials otherwise: the config's
+``[gs] credentials_json`` (a key file path), else
 ``GOOGLE_APPLICATION_CREDENTIALS``, else Google's standard chain (gcloud's
 application-default login, the metadata server).  The project comes from
 ``[gs] project``, ``GOOGLE_CLOUD_PROJECT`` or the credentials.
@@ -17,7 +18,7 @@ codes, server messages and key names, never credentials.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Mapping
+from typing import Any, BinaryIO, Iterator
 
 import google.api_core.exceptions as gexc
 import google.auth
@@ -28,12 +29,11 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
 
+from ..config import Config
 from ..errors import AlreadyExists, ObjectNotFound, PermissionDenied, StoreError, TransientStoreError, UsageError
 from .base import Backend, ObjectInfo, Prefixed, first_line, in_key_order
 from .retry import BUDGET
 
-if TYPE_CHECKING:
-    from ..config import Config
 
 _TRANSIENT_STATUS = (gexc.TooManyRequests, gexc.InternalServerError, gexc.ServiceUnavailable, gexc.BadGateway,
                      gexc.GatewayTimeout)
@@ -79,29 +79,21 @@ def _split_url(url: str) -> tuple[str, str]:
     return parts[0], "/".join(parts[1:])
 
 
-def _settings_from_config(url: str, config: "Config | None") -> GsSettings:
-    from ..config import parse_size
-
+def _settings_from_config(url: str, config: Config | None) -> GsSettings:
+    """The URL's bucket and prefix with the config's typed settings (``Config.gs_options``)."""
     bucket, prefix = _split_url(url)
-    section: Mapping[str, Any] = config.gs if config else {}
-    environ: Mapping[str, str] = config.environ if config else {}
-    s = GsSettings(bucket=bucket, prefix=prefix)
-    emulator = environ.get("STORAGE_EMULATOR_HOST", "").strip()
-    if emulator:
-        s.endpoint = emulator if "://" in emulator else f"http://{emulator}"
-        s.emulator = True
-    elif section.get("endpoint"):
-        s.endpoint = str(section["endpoint"]).rstrip("/")
-    s.credentials_json = section.get("credentials_json") or environ.get("GOOGLE_APPLICATION_CREDENTIALS") or None
-    s.project = section.get("project") or environ.get("GOOGLE_CLOUD_PROJECT") or environ.get("GCLOUD_PROJECT") or None
-    for name in ("connect_timeout", "read_timeout"):
-        if name in section:
-            setattr(s, name, float(section[name]))
-    if "max_pool_connections" in section:
-        s.max_pool_connections = int(section["max_pool_connections"])
-    if "chunk_size" in section:
-        size = parse_size(section["chunk_size"])
-        s.chunk_size = max(_CHUNK_QUANTUM, size - size % _CHUNK_QUANTUM)
+    opts = (config or Config()).gs_options()
+    s = GsSettings(bucket=bucket, prefix=prefix, endpoint=opts.endpoint, emulator=opts.emulator,
+                   credentials_json=opts.credentials_json, project=opts.project)
+    # tuning knobs the config leaves unset keep the defaults above
+    if opts.connect_timeout is not None:
+        s.connect_timeout = opts.connect_timeout
+    if opts.read_timeout is not None:
+        s.read_timeout = opts.read_timeout
+    if opts.max_pool_connections is not None:
+        s.max_pool_connections = opts.max_pool_connections
+    if opts.chunk_size is not None:
+        s.chunk_size = max(_CHUNK_QUANTUM, opts.chunk_size - opts.chunk_size % _CHUNK_QUANTUM)
     return s
 
 
@@ -131,17 +123,19 @@ class GsBackend(Prefixed, Backend):
         self._bucket = self._client.bucket(self.bucket_name)
 
     @classmethod
-    def from_url(cls, url: str, config: "Config | None" = None) -> "GsBackend":
-        """Open ``gs://bucket/prefix`` with ``config``'s settings and environment."""
+    def from_url(cls, url: str, config: Config | None = None) -> "GsBackend":
+        """Open ``gs://bucket/prefix`` with ``config``'s settings (``Config.gs_options``)."""
         return cls(_settings_from_config(url, config))
 
     @staticmethod
     def _credentials(s: GsSettings) -> tuple[Any, str | None]:
+        # google-auth ships py.typed but leaves these two unannotated
         if s.emulator:
-            return AnonymousCredentials(), s.project or _ANONYMOUS_PROJECT
+            return AnonymousCredentials(), s.project or _ANONYMOUS_PROJECT  # type: ignore[no-untyped-call]
         scopes = ["https://www.googleapis.com/auth/devstorage.read_write"]
         if s.credentials_json:
-            credentials, project = google.auth.load_credentials_from_file(s.credentials_json, scopes=scopes)
+            credentials, project = google.auth.load_credentials_from_file(  # type: ignore[no-untyped-call]
+                s.credentials_json, scopes=scopes)
         else:
             credentials, project = google.auth.default(scopes=scopes)
         return credentials, s.project or project
@@ -190,7 +184,8 @@ class GsBackend(Prefixed, Backend):
 
     def get(self, key: str) -> bytes:
         try:
-            return self._blob(key).download_as_bytes(retry=None, timeout=self._timeout)
+            data: bytes = self._blob(key).download_as_bytes(retry=None, timeout=self._timeout)
+            return data
         except _ERRORS as exc:
             raise self._map(exc, "get", key) from exc
 
@@ -199,8 +194,8 @@ class GsBackend(Prefixed, Backend):
             self.stat(key)  # still report a missing object
             return b""
         try:
-            data = self._blob(key).download_as_bytes(start=offset, end=offset + length - 1,
-                                                     retry=None, timeout=self._timeout)
+            data: bytes = self._blob(key).download_as_bytes(start=offset, end=offset + length - 1,
+                                                            retry=None, timeout=self._timeout)
         except gexc.RequestRangeNotSatisfiable:
             # 416: the range starts at or past the end (incl. empty objects);
             # a missing object is a 404 before any range is looked at

@@ -7,7 +7,7 @@ server has no listing, so a URL names one file.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NoReturn
 from urllib.parse import urljoin
 
 import urllib3
@@ -30,7 +30,7 @@ class HttpBackend(Backend):
         retries = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=0)
         self._pool = urllib3.PoolManager(num_pools=4, maxsize=16, retries=retries, timeout=_TIMEOUT)
 
-    def _request(self, method: str, key: str, headers: dict | None = None) -> urllib3.BaseHTTPResponse:
+    def _request(self, method: str, key: str, headers: dict[str, str] | None = None) -> urllib3.BaseHTTPResponse:
         target = url = f"{self.url}/{key}"
         # redirects are followed (CDNs use them), each target checked before it is asked:
         # a redirect must not lead a restricted process to a host it may not reach
@@ -85,10 +85,10 @@ class HttpBackend(Backend):
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         raise UsageError(f"{self.url}/{prefix} cannot be listed: HTTP has no folders; give the URL of each file")
 
-    def _read_only(self, *args, **kwargs):
+    def _read_only(self, *args: object, **kwargs: object) -> NoReturn:
         raise PermissionDenied(f"{self.url} is read-only: HTTP sources can only be read")
 
-    put = put_if_absent = delete = _read_only  # type: ignore[assignment]
+    put = put_if_absent = delete = _read_only
 
     def close(self) -> None:
         self._pool.clear()

@@ -2,9 +2,10 @@
 server such as MinIO or SeaweedFS (``s3://host:port/bucket/prefix``, parsed the
 way ClearML does: a first component with a ``:`` is the endpoint).
 
-Credentials come from the config's ``s3.hosts`` entry for the endpoint, then
-the config's ``[s3]`` section, then the standard AWS chain (environment,
-profiles, instance roles).  Only error codes and server messages reach error
+Settings arrive typed from ``Config.s3_options`` (config.py ranks the
+sources): credentials from the config's ``s3.hosts`` entry for the endpoint,
+then its ``[s3]`` section, then the standard AWS chain (environment, profiles,
+instance roles).  Only error codes and server messages reach error
 text: never keys, and the secret is scrubbed from anything we format.
 """
 
@@ -15,7 +16,7 @@ import contextlib
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Mapping
+from typing import Any, BinaryIO, Iterator, Mapping, Sequence, cast
 
 import boto3
 import boto3.exceptions
@@ -23,12 +24,11 @@ import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
 
+from ..config import AddressingStyle, Config
 from ..errors import AlreadyExists, ObjectNotFound, PermissionDenied, StoreError, TransientStoreError, UsageError
 from .base import Backend, ObjectInfo, PartsReader, Prefixed, in_key_order, split_parts
 from .retry import BUDGET
 
-if TYPE_CHECKING:
-    from ..config import Config
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _EXISTS = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
@@ -62,6 +62,8 @@ class S3Settings:
     #: ``host:port`` for an S3-compatible server; empty for AWS
     host: str = ""
     endpoint_url: str | None = None
+    #: ``"path"`` for S3-compatible servers; None lets boto choose (AWS)
+    addressing_style: AddressingStyle | None = None
     key: str | None = field(default=None, repr=False)
     secret: str | None = field(default=None, repr=False)
     session_token: str | None = field(default=None, repr=False)
@@ -88,58 +90,23 @@ def _split_url(url: str) -> tuple[str, str, str]:
     return host, parts[0], "/".join(parts[1:])
 
 
-def _settings_from_config(url: str, config: "Config | None") -> S3Settings:
-    from ..config import parse_size
-
+def _settings_from_config(url: str, config: Config | None) -> S3Settings:
+    """The URL's bucket and prefix with the config's typed settings for its endpoint (``Config.s3_options``)."""
     host, bucket, prefix = _split_url(url)
-    general: Mapping[str, Any] = config.s3 if config else {}
-    hosts: Mapping[str, Mapping[str, Any]] = config.s3_hosts if config else {}
-    environ: Mapping[str, str] = config.environ if config else {}
-    entry: Mapping[str, Any] = hosts.get(host, {}) if host else {}
-    s = S3Settings(bucket=bucket, prefix=prefix, host=host)
-
-    def pick(name: str, *env_names: str) -> Any:
-        # host entry > [s3] section > environment (the standard AWS names)
-        if entry.get(name) not in (None, ""):
-            return entry[name]
-        if general.get(name) not in (None, ""):
-            return general[name]
-        return next((environ[e] for e in env_names if environ.get(e)), None)
-
-    s.key = pick("key", "AWS_ACCESS_KEY_ID")
-    s.secret = pick("secret", "AWS_SECRET_ACCESS_KEY")
-    # a token only belongs to the key pair that came from the environment
-    if s.key and s.key == environ.get("AWS_ACCESS_KEY_ID"):
-        s.session_token = environ.get("AWS_SESSION_TOKEN") or None
-    s.profile = pick("profile", "AWS_PROFILE")
-    s.region = pick("region", "AWS_REGION", "AWS_DEFAULT_REGION")
-    verify = pick("verify", "AWS_CA_BUNDLE")
-    # a CA bundle path, or a boolean (possibly spelled as a string in env/TOML)
-    if isinstance(verify, str) and verify.strip().lower() in ("0", "false", "no", "off", "1", "true", "yes", "on"):
-        verify = _truthy(verify)
-    s.verify = True if verify is None else verify
-    if host:
-        secure = entry.get("secure", general.get("secure", False))
-        s.endpoint_url = f"{'https' if _truthy(secure) else 'http'}://{host}"
-        # S3-compatible servers need a region to sign with but ignore which
-        s.region = s.region or "us-east-1"
-    else:
-        ignore = _truthy(environ.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", ""))
-        s.endpoint_url = general.get("endpoint_url") or (
-            None if ignore else environ.get("AWS_ENDPOINT_URL_S3") or environ.get("AWS_ENDPOINT_URL") or None)
-    for name in ("max_pool_connections", "multipart_concurrency"):
-        if name in general:
-            setattr(s, name, int(general[name]))
-    for name in ("connect_timeout", "read_timeout"):
-        if name in general:
-            setattr(s, name, float(general[name]))
-    for name in ("multipart_threshold", "multipart_chunksize"):
-        if name in general:
-            setattr(s, name, parse_size(general[name]))
+    opts = (config or Config()).s3_options(host)
+    s = S3Settings(bucket=bucket, prefix=prefix, host=host, endpoint_url=opts.endpoint_url,
+                   addressing_style=opts.addressing_style, key=opts.key, secret=opts.secret,
+                   session_token=opts.session_token, profile=opts.profile, region=opts.region, verify=opts.verify)
+    # tuning knobs the config leaves unset keep the defaults above
+    for name in ("max_pool_connections", "connect_timeout", "read_timeout", "multipart_threshold",
+                 "multipart_chunksize", "multipart_concurrency"):
+        value = getattr(opts, name)
+        if value is not None:
+            setattr(s, name, value)
     return s
 
 
-def _crc32(parts: list[bytes | memoryview]) -> str:
+def _crc32(parts: Sequence[bytes | memoryview]) -> str:
     """The ``x-amz-checksum-crc32`` value of the concatenated ``parts``."""
     crc = 0
     for p in parts:
@@ -147,10 +114,10 @@ def _crc32(parts: list[bytes | memoryview]) -> str:
     return base64.b64encode(crc.to_bytes(4, "big")).decode()
 
 
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
+def _ignored_range(resp: Mapping[str, Any]) -> bool:
+    """Did the server answer a ranged GET with the whole object (200, no Content-Range)?"""
+    # typed as always there, but servers that ignore Range leave it out
+    return "ContentRange" not in resp and resp.get("ResponseMetadata", {}).get("HTTPStatusCode") == 200
 
 
 class _KeepOpen:
@@ -188,6 +155,7 @@ class S3Backend(Prefixed, Backend):
                       settings.prefix)
         self._secrets = [v for v in (settings.secret, settings.session_token) if v]
         self._sorted_by_server = settings.endpoint_url is None
+        style = settings.addressing_style
         boto_config = BotoConfig(
             # enough sockets for ~32 reader threads plus multipart uploads, so
             # urllib3 never discards connections ("pool is full")
@@ -197,7 +165,7 @@ class S3Backend(Prefixed, Backend):
             # one attempt: RetryingBackend is the only retry layer (a stale pooled
             # connection too), and stacked retries would multiply its time budget
             retries={"total_max_attempts": 1, "mode": "standard"},
-            s3={"addressing_style": "path"} if settings.endpoint_url else {},
+            s3={"addressing_style": style} if style else None,
             # S3-compatible servers vary in support for the newer default
             # checksums; send them only when the operation requires them
             request_checksum_calculation="when_required" if settings.endpoint_url else "when_supported",
@@ -219,13 +187,16 @@ class S3Backend(Prefixed, Backend):
             # SDKs do by default over https.
             self._crc_client = session.client(
                 "s3", endpoint_url=settings.endpoint_url, verify=settings.verify,
-                config=boto_config.merge(BotoConfig(s3={**(boto_config.s3 or {}), "payload_signing_enabled": False})))
+                # (merge replaces the whole s3 section, so the addressing style is repeated)
+                config=boto_config.merge(BotoConfig(
+                    s3={"addressing_style": style, "payload_signing_enabled": False} if style
+                    else {"payload_signing_enabled": False})))
         except (botocore.exceptions.BotoCoreError, ValueError) as exc:
             raise self._map(exc, "open", "") from exc
         self._multipart = (settings.multipart_threshold, settings.multipart_chunksize, settings.multipart_concurrency)
 
     @classmethod
-    def from_url(cls, url: str, config: "Config | None" = None) -> "S3Backend":
+    def from_url(cls, url: str, config: Config | None = None) -> "S3Backend":
         """Open ``s3://bucket/prefix`` or ``s3://host:port/bucket/prefix`` with ``config``'s settings."""
         return cls(_settings_from_config(url, config))
 
@@ -278,7 +249,8 @@ class S3Backend(Prefixed, Backend):
         try:
             resp = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
             # reading the body is where a dropped connection shows up
-            return resp["Body"].read()
+            data: bytes = resp["Body"].read()
+            return data
         except _BOTO_ERRORS as exc:
             raise self._map(exc, "get", key) from exc
 
@@ -291,7 +263,7 @@ class S3Backend(Prefixed, Backend):
         try:
             resp = self._client.get_object(Bucket=self.bucket, Key=self._key(key),
                                            Range=f"bytes={offset}-{offset + length - 1}")
-            data = resp["Body"].read()
+            data: bytes = resp["Body"].read()
         except botocore.exceptions.ClientError as exc:
             # 416: the range starts at or past the end (incl. empty objects)
             if exc.response.get("Error", {}).get("Code") == "InvalidRange":
@@ -299,7 +271,7 @@ class S3Backend(Prefixed, Backend):
             raise self._map(exc, "ranged get", key) from exc
         except botocore.exceptions.BotoCoreError as exc:
             raise self._map(exc, "ranged get", key) from exc
-        if "ContentRange" not in resp and resp.get("ResponseMetadata", {}).get("HTTPStatusCode") == 200:
+        if _ignored_range(resp):
             # a server that ignored Range sent the whole object
             data = data[offset:offset + length]
         return data
@@ -316,7 +288,7 @@ class S3Backend(Prefixed, Backend):
             body = resp["Body"]
             try:
                 pos = 0
-                if "ContentRange" not in resp and resp.get("ResponseMetadata", {}).get("HTTPStatusCode") == 200:
+                if _ignored_range(resp):
                     pos = -offset  # a server that ignored Range sends the whole object
                 out: list[bytes | memoryview] = []
                 for start, n in spans:
@@ -343,7 +315,7 @@ class S3Backend(Prefixed, Backend):
         try:
             if size <= _SINGLE_PUT_MAX:
                 body = PartsReader(parts)
-                self._crc_client.put_object(Bucket=self.bucket, Key=self._key(key), Body=body,
+                self._crc_client.put_object(Bucket=self.bucket, Key=self._key(key), Body=cast(BinaryIO, body),
                                             ContentLength=body.size, ChecksumCRC32=_crc32(parts))
             else:
                 self._put_multipart(key, split_parts(parts, _PACK_PART))
@@ -357,18 +329,20 @@ class S3Backend(Prefixed, Backend):
         upload_id = self._client.create_multipart_upload(Bucket=self.bucket, Key=name,
                                                          ChecksumAlgorithm="CRC32")["UploadId"]
         try:
-            def send(n: int) -> dict:
+            def send(n: int) -> tuple[int, str, str]:
                 body = PartsReader(pieces[n])
                 crc = _crc32(pieces[n])
                 r = self._crc_client.upload_part(Bucket=self.bucket, Key=name, UploadId=upload_id,
-                                                 PartNumber=n + 1, Body=body, ContentLength=body.size,
+                                                 PartNumber=n + 1, Body=cast(BinaryIO, body), ContentLength=body.size,
                                                  ChecksumCRC32=crc)
-                return {"PartNumber": n + 1, "ETag": r["ETag"], "ChecksumCRC32": crc}
+                return n + 1, r["ETag"], crc
 
             with ThreadPoolExecutor(min(len(pieces), self._multipart[2])) as pool:
                 done = list(pool.map(send, range(len(pieces))))
-            self._client.complete_multipart_upload(Bucket=self.bucket, Key=name, UploadId=upload_id,
-                                                   MultipartUpload={"Parts": done})
+            self._client.complete_multipart_upload(
+                Bucket=self.bucket, Key=name, UploadId=upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag, "ChecksumCRC32": crc}
+                                           for n, etag, crc in done]})
         except BaseException:
             with contextlib.suppress(*_BOTO_ERRORS):
                 self._client.abort_multipart_upload(Bucket=self.bucket, Key=name, UploadId=upload_id)
@@ -389,7 +363,7 @@ class S3Backend(Prefixed, Backend):
         # take as an argument)
         transfer.max_in_memory_upload_chunks = concurrency + 1
         try:
-            self._client.upload_fileobj(_KeepOpen(fh), self.bucket, self._key(key), Config=transfer)
+            self._client.upload_fileobj(cast(BinaryIO, _KeepOpen(fh)), self.bucket, self._key(key), Config=transfer)
         except _BOTO_ERRORS as exc:
             raise self._map(exc, "upload", key) from exc
         except boto3.exceptions.S3UploadFailedError as exc:

@@ -1,6 +1,6 @@
 """The local chunk cache: the only package that opens LMDB (DESIGN.md §2, §5)."""
 
 from .chunks import ChunkCache
-from .env import CacheUnusable
+from ..errors import CacheUnusable
 
 __all__ = ["ChunkCache", "CacheUnusable"]

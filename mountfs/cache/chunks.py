@@ -17,11 +17,20 @@ costs more CPU than fetching 100 KiB.  LMDB sub-databases index them:
 
 Eviction removes whole files, least recently used first (chunks fetched
 together are mostly used together); a file with a pinned chunk is skipped.
+Chunks being read are pinned: :meth:`ChunkCache.read`, :meth:`~ChunkCache.get`
+and :meth:`~ChunkCache.read_many` pin what they read before they look it up
+and until its bytes are in memory, so an eviction in this process (a put
+under pressure in another thread) never deletes a file a read is about to
+open; a file emptied by eviction is deleted only after the commit, once no
+pin covers it (``pins.py`` says why that is enough).  A read in another
+process may still find a file gone: it counts a miss and the caller fetches
+the chunk again, never wrong bytes.
 
-Invariant: a file under its final name appears (rename in) or goes (unlink)
-only inside the write transaction that adds or removes its entries; the writer
-lock is shared by all processes, so a put in the CLI and an eviction in the
-daemon cannot interleave.  Files are not fsynced: a power cut may leave a
+Invariant: a file under its final name appears (rename in) only inside the
+write transaction that adds its entries, and goes (unlink) only after the
+transaction that removed them committed; the writer lock is shared by all
+processes, so a put in the CLI and an eviction in the daemon cannot
+interleave.  Files are not fsynced: a power cut may leave a
 damaged file under its final name, and anyone who can write the folder can
 change one, so every chunk read from a file is hashed and checked against its
 digest, every time, before any of it is served (xxh3-128 runs at ~12 GB/s,
@@ -31,6 +40,9 @@ the file is damaged, its neighbours were written with it.  (A chunk read in
 slices is read and checked once, then held in memory until its last slice:
 bytes already verified, not a file trusted.)  A crash may leave an orphan file
 without entries: wasted space, never wrong data.
+
+A full disk is :class:`DiskFull` (a :class:`LocalDiskError`); a full index
+map grows (``env.py``).
 
 Files bypass the page cache (``O_DIRECT``) where the file system allows it.
 What a mount serves is already in the kernel's page cache of the FUSE file;
@@ -51,15 +63,17 @@ import struct
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import lmdb
 import xxhash
 
 from ..errors import IntegrityError, LocalDiskError
-from .env import DENIED, not_writable, open_env, release_env
+from .env import DENIED, disk_full, no_space, not_writable, open_env, release_env
+from .pins import Pins
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _ENTRY = struct.Struct(">Q16sQ")  # size, file id, offset
 _FILE = struct.Struct(">QQQ")  # last use, bytes, chunks
@@ -143,12 +157,6 @@ def _intact(digest: bytes, data: bytes, size: int) -> bool:
     return len(data) == size and xxhash.xxh3_128_digest(data) == digest
 
 
-def _disk_full(exc: BaseException) -> bool:
-    if isinstance(exc, OSError):
-        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
-    return isinstance(exc, lmdb.Error) and "No space left" in str(exc)
-
-
 class ChunkCache:
     """Chunks on local disk, named by their xxh3-128 digest, least recently used evicted first.
 
@@ -156,7 +164,8 @@ class ChunkCache:
     ``directory`` at once.  Pins (:meth:`pin`, :meth:`pinned`) protect chunks
     only from evictions run by *this* process.  ``hits``, ``misses`` and
     ``evictions`` and ``corrupt`` in :meth:`stats` count this instance; ``size``
-    and ``count`` are the whole directory's.
+    and ``count`` are the whole directory's.  Reads pin what they read for
+    their duration (module docstring).
     """
 
     def __init__(self, directory: str, max_size: int, min_free: int = 0) -> None:
@@ -188,7 +197,7 @@ class ChunkCache:
         # Guards everything below.  Lock order: an LMDB write txn, then this
         # lock; never begin a write txn while holding it.
         self._lock = threading.Lock()
-        self._pins: dict[bytes, int] = {}
+        self._pins = Pins(self._delete_file)
         self._pending: dict[bytes, int] = {}
         self._last_flush = time.monotonic()
         self._stamp = 0
@@ -203,11 +212,15 @@ class ChunkCache:
     def get(self, digest: bytes) -> bytes | None:
         """The chunk's bytes, verified against ``digest``; ``None`` if absent or damaged."""
         self._check_digest(digest)
-        entry = self._entry(digest)
-        if entry is None:
-            self._miss()
-            return None
-        data = self._get_verified(digest, entry)
+        self._pins.start_read(digest)  # pinned before the lookup (module docstring)
+        try:
+            entry = self._entry(digest)
+            if entry is None:
+                self._miss()
+                return None
+            data = self._get_verified(digest, entry)
+        finally:
+            self._pins.end_read(digest)
         if data is not None:
             self._use(digest)
         return data
@@ -225,19 +238,23 @@ class ChunkCache:
         if offset < 0 or length < 0:
             raise ValueError(f"bad chunk range offset={offset} length={length}")
         self._check_digest(digest)
-        entry = self._entry(digest)
-        if entry is None:
-            self._keep_recent(digest, None)
-            self._miss()
-            return None
-        with self._lock:
-            data = self._recent.get(digest)
-            if data is not None:
-                self._recent.move_to_end(digest)
-        if data is None:
-            data = self._get_verified(digest, entry)
-            if data is None:
+        self._pins.start_read(digest)  # pinned before the lookup: no eviction here deletes its file now
+        try:
+            entry = self._entry(digest)
+            if entry is None:
+                self._keep_recent(digest, None)
+                self._miss()
                 return None
+            with self._lock:
+                data = self._recent.get(digest)
+                if data is not None:
+                    self._recent.move_to_end(digest)
+            if data is None:
+                data = self._get_verified(digest, entry)
+                if data is None:
+                    return None
+        finally:
+            self._pins.end_read(digest)
         ends = offset + length >= len(data)
         self._keep_recent(digest, None if ends else data)
         self._use(digest)
@@ -275,12 +292,15 @@ class ChunkCache:
             self._use(digest, hit=False)
         if not new:
             return
-        tmp = None
+        tmp: str | None = None
+        path: str | None = None  # renamed in, its transaction not yet committed
         try:
             tmp = self._write_temp(list(new.values()))
             fid = secrets.token_bytes(16)
-            path = self._file_path(fid)
-            with self._txn(write=True) as txn:
+
+            def place(txn: lmdb.Transaction) -> tuple[int, int]:
+                # may run twice (the map grew): the file is renamed in once
+                nonlocal tmp, path
                 offset, placed, placed_bytes = 0, 0, 0
                 for digest, data in new.items():
                     size = len(data)
@@ -294,22 +314,27 @@ class ChunkCache:
                     txn.put(fid, _FILE.pack(stamp, placed_bytes, placed), db=self._files)
                     txn.put(_U64.pack(stamp) + fid, b"", db=self._lru)
                     self._add_totals(txn, placed_bytes, placed)
-                    os.makedirs(os.path.dirname(path), exist_ok=True)
-                    os.replace(tmp, path)
-                    tmp = None
-                total = self._u64(txn, _BYTES)
+                    if tmp is not None:
+                        path = self._file_path(fid)
+                        os.makedirs(os.path.dirname(path), exist_ok=True)
+                        os.replace(tmp, path)
+                        tmp = None
+                return self._u64(txn, _BYTES), placed
+
+            total, placed = self._write(place)
+            if placed:
+                path = None  # committed: the index's file now
         except (OSError, lmdb.Error) as exc:
             if isinstance(exc, OSError) and exc.errno in DENIED:
                 raise not_writable(self.directory, exc) from exc
-            if not _disk_full(exc):
+            if not disk_full(exc, self.directory):
                 raise
-            raise LocalDiskError(
-                f"no space left in the cache at {self.directory}: free some disk space or lower the cache size"
-            ) from exc
+            raise no_space(self.directory) from exc
         finally:
-            if tmp is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+            for leftover in (tmp, path):  # no entry points at either
+                if leftover is not None:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(leftover)
         self._evict_if_needed(total)
 
     def read_many(self, digests: Iterable[bytes], sink: Callable[[list[tuple[bytes, bytes]]], None],
@@ -324,6 +349,15 @@ class ChunkCache:
         read that wants it then fetches it again): a damaged one drops its whole
         file, of which nothing more is handed.
         """
+        wanted = list(digests)
+        self._pins.hold(wanted)  # before the lookup, until the last span is read
+        try:
+            return self._read_many(wanted, sink, span)
+        finally:
+            self._pins.release(wanted)
+
+    def _read_many(self, digests: list[bytes], sink: Callable[[list[tuple[bytes, bytes]]], None],
+                   span: int) -> int:
         with self._txn() as txn:
             found = [(d, _ENTRY.unpack(raw)) for d in digests if (raw := txn.get(d, db=self._chunks)) is not None]
         by_file: dict[bytes, list[tuple[int, int, bytes]]] = {}
@@ -359,17 +393,11 @@ class ChunkCache:
 
     def pin(self, digest: bytes) -> None:
         """Protect a chunk from this process's evictions until the matching :meth:`unpin`."""
-        with self._lock:
-            self._pins[digest] = self._pins.get(digest, 0) + 1
+        self._pins.hold((digest,))
 
     def unpin(self, digest: bytes) -> None:
-        """Undo one :meth:`pin`."""
-        with self._lock:
-            n = self._pins.pop(digest, 0)
-            if n == 0:
-                raise ValueError(f"chunk {digest.hex()} is not pinned")
-            if n > 1:
-                self._pins[digest] = n - 1
+        """Undo one :meth:`pin`; ``ValueError`` if it is not pinned."""
+        self._pins.release((digest,))
 
     @contextlib.contextmanager
     def pinned(self, digests: Iterable[bytes]) -> Iterator[None]:
@@ -389,46 +417,66 @@ class ChunkCache:
         return the bytes freed."""
         target = self.max_size if target_bytes is None else max(0, target_bytes)
         self._flush()  # LRU order must include this process's recent hits
-        freed, resume = 0, b""
+        freed = 0
+        resume: bytes | None = b""
         while resume is not None:
-            with self._txn(write=True) as txn:
-                total = self._u64(txn, _BYTES)
-                if total <= target:
-                    break
-                with self._lock:
-                    pins = set(self._pins)
-                cur = txn.cursor(db=self._lru)
-                ok, done = cur.set_range(resume), 0
-                while ok and total > target and done < _EVICT_BATCH:
-                    key = cur.key()
-                    fid = key[8:]
-                    members = self._members(txn, fid)
-                    if pins.intersection(members):
-                        ok = cur.next()
-                        continue
-                    size, gone = self._remove(txn, fid, members)
-                    txn.delete(key, db=self._lru)  # also a stray row of a file already gone
-                    total, freed, done = total - size, freed + size, done + max(gone, 1)
-                    with self._lock:
-                        self._evictions += gone
-                    ok = cur.set_range(key)  # this row is gone: go on from the next one
-                resume = cur.key() if ok and total > target else None
+            start = resume
+            size, gone, resume, emptied = self._write(lambda txn: self._evict_batch(txn, target, start))
+            self._pins.delete_when_free(emptied)
+            freed += size
+            with self._lock:
+                self._evictions += gone
         return freed
+
+    def _evict_batch(self, txn: lmdb.Transaction, target: int, resume: bytes
+                     ) -> tuple[int, int, bytes | None, list[tuple[bytes, list[bytes]]]]:
+        """One transaction of :meth:`evict` from LRU row ``resume`` on: (bytes freed,
+        chunks removed, the row to go on from or ``None``, the files emptied)."""
+        total = self._u64(txn, _BYTES)
+        if total <= target:
+            return 0, 0, None, []
+        pins = self._pins.now()
+        cur = txn.cursor(db=self._lru)
+        ok, done, freed, removed = cur.set_range(resume), 0, 0, 0
+        emptied: list[tuple[bytes, list[bytes]]] = []
+        while ok and total > target and done < _EVICT_BATCH:
+            key = bytes(cur.key())
+            fid = key[8:]
+            members = self._members(txn, fid)
+            if pins.intersection(members):
+                ok = cur.next()
+                continue
+            size, gone, empty = self._remove(txn, fid, members)
+            if empty:
+                emptied.append((fid, members))
+            txn.delete(key, db=self._lru)  # also a stray row of a file already gone
+            total, freed, done, removed = total - size, freed + size, done + max(gone, 1), removed + gone
+            ok = cur.set_range(key)  # this row is gone: go on from the next one
+        return freed, removed, bytes(cur.key()) if ok and total > target else None, emptied
 
     def clear(self) -> None:
         """Remove every chunk, pinned or not, for all processes using this directory."""
-        trash = os.path.join(self._tmp_dir, f"trash-{secrets.token_hex(4)}")
-        with self._txn(write=True) as txn:
+        trash: list[str] = []
+
+        def empty(txn: lmdb.Transaction) -> None:
             txn.drop(self._chunks, delete=False)
             txn.drop(self._lru, delete=False)
             txn.drop(self._files, delete=False)
             txn.drop(self._members_db, delete=False)
             txn.put(_BYTES, _U64.pack(0), db=self._meta)
             txn.put(_COUNT, _U64.pack(0), db=self._meta)
-            # A rename is instant, so the writer lock is held briefly.
-            os.rename(self._chunk_dir, trash)
+            # A rename is instant, so the writer lock is held briefly (a fresh
+            # name each time: this runs again if the map grew meanwhile).
+            trash.append(os.path.join(self._tmp_dir, f"trash-{secrets.token_hex(4)}"))
+            os.rename(self._chunk_dir, trash[-1])
             os.makedirs(self._chunk_dir)
-        shutil.rmtree(trash, ignore_errors=True)
+
+        try:
+            self._write(empty)
+        finally:
+            self._pins.forget_doomed()  # in the trash now
+            for path in trash:
+                shutil.rmtree(path, ignore_errors=True)
 
     def stats(self) -> dict[str, int]:
         """size, count (whole directory), max_size, and this instance's hits, misses,
@@ -447,6 +495,8 @@ class ChunkCache:
             self._flush()
         finally:
             self._closed = True
+            for fid in self._pins.forget_doomed():  # no read of this instance is left to hold them
+                self._delete_file(fid)
             release_env(self._cenv)
 
     def __enter__(self) -> "ChunkCache":
@@ -464,6 +514,12 @@ class ChunkCache:
         with self._cenv.begin(write=write) as txn:
             yield txn
 
+    def _write(self, fn: Callable[[lmdb.Transaction], T]) -> T:
+        """``fn`` in a write transaction that grows a full map and runs it again (``CacheEnv.write``)."""
+        if self._closed:
+            raise ValueError("the chunk cache is closed")
+        return self._cenv.write(fn)
+
     def _entry(self, digest: bytes) -> tuple[int, bytes, int] | None:
         with self._txn() as txn:
             raw = txn.get(digest, db=self._chunks)
@@ -476,12 +532,14 @@ class ChunkCache:
             for key in cur.iternext(values=False):
                 if key[:16] != fid:
                     break
-                out.append(key[16:])
+                out.append(bytes(key[16:]))
         return out
 
-    def _remove(self, txn: lmdb.Transaction, fid: bytes, digests: list[bytes]) -> tuple[int, int]:
-        """Remove ``digests`` (chunks of file ``fid``) from the index, and the file
-        once it holds no indexed chunk; return (bytes, chunks) removed."""
+    def _remove(self, txn: lmdb.Transaction, fid: bytes, digests: list[bytes]) -> tuple[int, int, bool]:
+        """Remove ``digests`` (chunks of file ``fid``) from the index, and the file's
+        row once it holds no indexed chunk; return (bytes, chunks) removed and
+        whether the file is empty now (the caller deletes it once this commits:
+        ``Pins.delete_when_free``)."""
         size_sum = gone = 0
         for digest in digests:
             txn.delete(fid + digest, db=self._members_db)
@@ -498,11 +556,8 @@ class ChunkCache:
                 txn.delete(fid, db=self._files)
                 txn.delete(_U64.pack(last_use) + fid, db=self._lru)
                 row = None
-        if row is None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._file_path(fid))
         self._add_totals(txn, -size_sum, -gone)
-        return size_sum, gone
+        return size_sum, gone, row is None
 
     def _u64(self, txn: lmdb.Transaction, key: bytes) -> int:
         raw = txn.get(key, db=self._meta)
@@ -574,11 +629,22 @@ class ChunkCache:
         the folder) makes the others suspect, and a damaged file left in place
         would hold disk space until its last good chunk was evicted.
         """
-        with self._txn(write=True) as txn:
+        def drop(txn: lmdb.Transaction) -> tuple[list[bytes], int, bool]:
             members = self._members(txn, fid)
             if not members:
-                return  # evicted or dropped meanwhile
-            _, gone = self._remove(txn, fid, members)
+                return [], 0, False  # evicted or dropped meanwhile
+            _, gone, empty = self._remove(txn, fid, members)
+            return members, gone, empty
+
+        try:
+            members, gone, empty = self._write(drop)
+        except LocalDiskError as exc:  # the caller fetches the chunk again all the same
+            log.warning("cache file %s is damaged (%s) and cannot be dropped: %s", self._file_path(fid), why, exc)
+            return
+        if not members:
+            return
+        if empty:
+            self._pins.delete_when_free([(fid, members)])
         log.warning("cache file %s dropped with its %d chunk(s), to be fetched again: %s (chunk %s)",
                     self._file_path(fid), gone, why, digest.hex())
 
@@ -637,22 +703,24 @@ class ChunkCache:
             self._stamps_lost = False
 
     def _write_stamps(self, batch: dict[bytes, int]) -> None:
-        with self._txn(write=True) as txn:
-            newest: dict[bytes, int] = {}
-            for digest, stamp in batch.items():
-                entry = txn.get(digest, db=self._chunks)
-                if entry is not None:  # else evicted meanwhile
-                    fid = _ENTRY.unpack(entry)[1]
-                    newest[fid] = max(stamp, newest.get(fid, 0))
-            for fid, stamp in newest.items():
-                row = txn.get(fid, db=self._files)
-                if row is None:
-                    continue
-                old, nbytes, count = _FILE.unpack(row)
-                if stamp > old:
-                    txn.delete(_U64.pack(old) + fid, db=self._lru)
-                    txn.put(_U64.pack(stamp) + fid, b"", db=self._lru)
-                    txn.put(fid, _FILE.pack(stamp, nbytes, count), db=self._files)
+        self._write(lambda txn: self._put_stamps(txn, batch))
+
+    def _put_stamps(self, txn: lmdb.Transaction, batch: dict[bytes, int]) -> None:
+        newest: dict[bytes, int] = {}
+        for digest, stamp in batch.items():
+            entry = txn.get(digest, db=self._chunks)
+            if entry is not None:  # else evicted meanwhile
+                fid = _ENTRY.unpack(entry)[1]
+                newest[fid] = max(stamp, newest.get(fid, 0))
+        for fid, stamp in newest.items():
+            row = txn.get(fid, db=self._files)
+            if row is None:
+                continue
+            old, nbytes, count = _FILE.unpack(row)
+            if stamp > old:
+                txn.delete(_U64.pack(old) + fid, db=self._lru)
+                txn.put(_U64.pack(stamp) + fid, b"", db=self._lru)
+                txn.put(fid, _FILE.pack(stamp, nbytes, count), db=self._files)
 
     # --- files -------------------------------------------------------------
 
@@ -660,6 +728,10 @@ class ChunkCache:
     def _check_digest(digest: bytes) -> None:
         if not isinstance(digest, bytes) or len(digest) != 16:
             raise ValueError(f"a chunk digest is 16 bytes, got {digest!r}")
+
+    def _delete_file(self, fid: bytes) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._file_path(fid))
 
     def _file_path(self, fid: bytes) -> str:
         h = fid.hex()

@@ -7,6 +7,7 @@ looks like this::
     <dir>/index/data.mdb, lock.mdb   the LMDB environment (this module)
     <dir>/chunks/<hex[:2]>/<hex>     chunk bytes, several chunks per file (chunks.py)
     <dir>/tmp/                       temp files being written; swept here on first open
+    <dir>/leases/<token>             locked by each live process using file tables (filetable.py)
 
 Sub-databases are named; each table module opens its own with
 :meth:`CacheEnv.db`.  ``meta`` is shared: keys are prefixed by their owner
@@ -21,34 +22,54 @@ used, closed or reopened in the child without corrupting the parent's reader
 table, so in a forked child it raises :class:`CacheUnusable`; open caches after
 forking, or use the ``spawn`` start method.
 
-A folder this user cannot write (its mode, a read-only mount) and a full map
-are :class:`LocalDiskError`: nothing is wrong with what the folder holds (it
-may hold complete local copies), so the advice never is to remove it.  The map
-does not grow: :data:`MAP_SIZE` is sparse and far beyond what an index of
-chunks and file tables needs, and growing it would mean stopping every
-transaction of every process using the folder.
+A folder this user cannot write (its mode, a read-only mount) is
+:class:`LocalDiskError`, a full disk or quota :class:`DiskFull`: nothing is
+wrong with what the folder holds (it may hold complete local copies), so the
+advice never is to remove it.
+
+The map grows.  :data:`MAP_SIZE` is sparse and far beyond what an index of
+chunks and file tables needs, yet a reader stuck in an old snapshot (a hung
+process) keeps every page freed after it, and file tables of millions of files
+add up: a write that finds the map full (``MapFullError``) doubles it, up to
+:data:`MAX_MAP_SIZE`, and runs again (:meth:`CacheEnv.write`).  LMDB remaps the
+file on a resize, which no transaction of this process may see, so every
+transaction passes a gate (:meth:`CacheEnv.begin`) that a resize closes while
+it waits for the open ones to end; passing it takes no lock (an append and a
+pop on a list), under 0.1 us of a transaction's 2 us.  Another process adopts the bigger map
+when its next transaction begins (``MapResizedError``).  Only past
+:data:`MAX_MAP_SIZE` is a full map an error (:class:`DiskFull`, naming
+`mountfs cache clear`, which empties the chunk index and the file tables).
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import shutil
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import lmdb
 
-from ..errors import CacheUnusable, LocalDiskError
+from ..errors import CacheUnusable, DiskFull, LocalDiskError, MountfsError
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 #: Version of the directory layout and of the shared ``meta`` keys.  Bump it
 #: when an older mountfs could misread what a newer one writes.
 LAYOUT_VERSION = 2
 
-#: Sparse on Linux: the file grows only as pages are used.
+#: The map a process opens with; sparse on Linux: the file grows only as pages are used.
 MAP_SIZE = 64 << 30
+#: A full map doubles up to this; beyond it a write raises :class:`DiskFull`.
+MAX_MAP_SIZE = 1 << 40
+#: How long a resize waits for the other threads' transactions to end (they are
+#: short; a thread that nests one would otherwise wait for itself forever).
+RESIZE_WAIT = 10.0
 MAX_DBS = 16
 #: Every thread of the daemon with an open read transaction holds a slot.
 MAX_READERS = 512
@@ -60,6 +81,41 @@ _DAMAGED = (lmdb.CorruptedError, lmdb.PageNotFoundError, lmdb.InvalidError,
             lmdb.VersionMismatchError, lmdb.PanicError)
 #: errno values meaning this user may not write there (mode bits, a read-only mount)
 DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
+#: errno values meaning the disk (or this user's quota) is full
+FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+#: free bytes below which a failed LMDB write means a full disk (see :func:`disk_full`)
+NEARLY_FULL = 1 << 20
+
+
+def disk_full(exc: BaseException, folder: str | None = None) -> bool:
+    """Whether ``exc`` says the local disk or quota under ``folder`` is full (an
+    OSError or LMDB's own error).
+
+    LMDB reports a short write of its pages as EIO ("TODO: Use which error
+    code?" in ``mdb_page_flush``), and a write to a nearly full disk is short
+    rather than failing with ENOSPC: so an LMDB I/O error on a file system with
+    less than :data:`NEARLY_FULL` free counts as a full disk too."""
+    if isinstance(exc, OSError):
+        return exc.errno in FULL
+    if not isinstance(exc, lmdb.Error):
+        return False
+    if isinstance(exc, lmdb.DiskError) or any(os.strerror(e) in str(exc) for e in FULL):
+        return True
+    if folder is not None and os.strerror(errno.EIO) in str(exc):
+        try:
+            st = os.statvfs(folder)
+        except OSError:
+            return False
+        return st.f_bavail * st.f_frsize < NEARLY_FULL
+    return False
+
+
+def no_space(directory: str) -> DiskFull:
+    """The error for a full disk under cache ``directory``."""
+    return DiskFull(f"no space left in the cache at {directory}: free some disk space "
+                    f"or lower the cache size (MOUNTFS_CACHE_SIZE)")
 
 
 def _unusable(directory: str, why: str, fix: str | None = None) -> CacheUnusable:
@@ -88,6 +144,10 @@ def _writable(path: str) -> bool:
     return all(os.access(n, os.W_OK, effective_ids=effective) for n in names if os.path.exists(n))
 
 
+class _MapFull(DiskFull):
+    """A write found the map full (:meth:`CacheEnv.write` grows it and runs again)."""
+
+
 class CacheEnv:
     """One open LMDB environment plus its named sub-databases.
 
@@ -103,6 +163,16 @@ class CacheEnv:
         self._dbs: dict[str, Any] = {}
         # mdb_dbi_open must not run concurrently in one process.
         self._db_lock = threading.Lock()
+        # The resize gate (module docstring).  Each open transaction of this
+        # process holds one item of _open.  list.append and list.pop are each one
+        # atomic step under the GIL, so passing the gate takes no lock: a thread
+        # appends, then looks at _closing; a resize sets _closing, then waits for
+        # _open to empty; so one of the two always sees the other.
+        self._open: list[None] = []
+        self._closing = False
+        self._reopened = threading.Event()
+        self._reopened.set()
+        self._resize_lock = threading.Lock()  # one resize at a time
         path = os.path.join(directory, "index")
         try:
             os.makedirs(path, exist_ok=True)
@@ -125,7 +195,11 @@ class CacheEnv:
         except lmdb.Error as exc:
             if not _writable(path):
                 raise not_writable(directory, exc) from None
+            if disk_full(exc, directory):
+                raise no_space(directory) from exc
             raise _unusable(directory, f"its index does not open ({exc})") from exc
+        #: this process's map size (LMDB raises MAP_SIZE to what the file already holds)
+        self.map_size: int = self._env.info()["map_size"]
         try:
             self._check_layout()
         except BaseException:
@@ -133,26 +207,30 @@ class CacheEnv:
             raise
 
     def _check_layout(self) -> None:
+        meta: Any = None
+
+        def check(txn: lmdb.Transaction) -> None:
+            found = txn.get(_LAYOUT_KEY, db=meta)
+            if found is None:
+                if txn.stat(meta)["entries"] or len(self._env.dbs(txn)) > 1:
+                    # Data without a layout key: not ours, or half-written.
+                    raise _unusable(self.directory, "its index has no layout version")
+                txn.put(_LAYOUT_KEY, str(LAYOUT_VERSION).encode(), db=meta)
+            elif found == b"1":
+                self._upgrade_from_1(txn, meta)
+            elif found != str(LAYOUT_VERSION).encode():
+                raise _unusable(
+                    self.directory,
+                    f"its layout version is {bytes(found).decode(errors='replace')}, "
+                    f"this mountfs reads version {LAYOUT_VERSION}",
+                    "use the mountfs that wrote it, or set MOUNTFS_CACHE_DIR to another folder",
+                )
+
         try:
             meta = self.db("meta")
-            with self._env.begin(write=True) as txn:
-                found = txn.get(_LAYOUT_KEY, db=meta)
-                if found is None:
-                    if txn.stat(meta)["entries"] or len(self._env.dbs(txn)) > 1:
-                        # Data without a layout key: not ours, or half-written.
-                        raise _unusable(self.directory, "its index has no layout version")
-                    txn.put(_LAYOUT_KEY, str(LAYOUT_VERSION).encode(), db=meta)
-                elif found == b"1":
-                    self._upgrade_from_1(txn, meta)
-                elif found != str(LAYOUT_VERSION).encode():
-                    raise _unusable(
-                        self.directory,
-                        f"its layout version is {found.decode(errors='replace')}, "
-                        f"this mountfs reads version {LAYOUT_VERSION}",
-                        "use the mountfs that wrote it, or set MOUNTFS_CACHE_DIR to another folder",
-                    )
-        except lmdb.MapFullError as exc:
-            raise self._full() from exc
+            self.write(check)
+        except MountfsError:
+            raise
         except lmdb.Error as exc:
             raise _unusable(self.directory, f"its index is damaged ({exc})") from exc
 
@@ -164,14 +242,17 @@ class CacheEnv:
         for key in (b"chunks.bytes", b"chunks.count"):
             txn.delete(key, db=meta)
         chunk_dir = os.path.join(self.directory, "chunks")
-        if os.path.isdir(chunk_dir):
+        if os.path.isdir(chunk_dir):  # not on a second run of this after the map grew
             os.makedirs(os.path.join(self.directory, "tmp"), exist_ok=True)
             os.rename(chunk_dir, os.path.join(self.directory, "tmp", f"trash-layout1-{os.getpid()}"))
         txn.put(_LAYOUT_KEY, str(LAYOUT_VERSION).encode(), db=meta)
 
     @property
     def env(self) -> lmdb.Environment:
-        """The LMDB environment; raises :class:`CacheUnusable` in a forked child."""
+        """The LMDB environment; raises :class:`CacheUnusable` in a forked child.
+
+        Use it for handles only: a transaction begun on it directly bypasses
+        the resize gate (:meth:`begin`)."""
         if self.pid != _pid:
             raise _unusable(self.directory, "it was opened before fork() in the parent process",
                             "open the cache in the child after fork(), or use the 'spawn' start method")
@@ -180,20 +261,109 @@ class CacheEnv:
     @contextlib.contextmanager
     def begin(self, write: bool = False) -> Iterator[lmdb.Transaction]:
         """A transaction committed on success, aborted on error; damage becomes
-        :class:`CacheUnusable`, a full map :class:`LocalDiskError`.  Keep it short
-        and never nest write txns in a thread."""
+        :class:`CacheUnusable`, a full map or disk :class:`DiskFull`.  Keep it short
+        and never nest txns in a thread.  Writes go through :meth:`write`, which
+        grows a full map; a write begun here gets :class:`DiskFull` instead."""
+        env = self.env
+        while True:
+            self._enter()
+            try:
+                txn = env.begin(write=write)
+                break
+            except lmdb.MapResizedError:
+                # another process grew the map beyond ours: adopt its size, begin again
+                self._leave()
+                if not self._resize(lambda size: 0):
+                    raise LocalDiskError(
+                        f"the cache index {os.path.join(self.directory, 'index')} grew in another process "
+                        f"and this one could not follow within {RESIZE_WAIT:g} s: try again") from None
+            except BaseException:
+                self._leave()
+                raise
         try:
-            with self.env.begin(write=write) as txn:
+            with txn:
                 yield txn
         except lmdb.MapFullError as exc:
             raise self._full() from exc
         except _DAMAGED as exc:
             raise _unusable(self.directory, f"its index is damaged ({exc})") from exc
+        except lmdb.Error as exc:
+            if disk_full(exc, self.directory):
+                raise no_space(self.directory) from exc
+            raise
+        finally:
+            self._leave()
 
-    def _full(self) -> LocalDiskError:
-        return LocalDiskError(
+    def write(self, fn: Callable[[lmdb.Transaction], T]) -> T:
+        """``fn(txn)`` in a write transaction, committed; its result.
+
+        If the map is full, the map grows and ``fn`` runs again in a new
+        transaction (what it did to the index was rolled back; anything else it
+        did, it must cope with seeing done).  Raises :class:`DiskFull` when the
+        map may grow no further or the disk is full."""
+        while True:
+            seen = self.map_size
+            try:
+                with self.begin(write=True) as txn:
+                    return fn(txn)
+            except _MapFull:
+                if not self._grow(seen):
+                    raise
+
+    def _grow(self, seen: int) -> bool:
+        """Double a map found full at size ``seen`` (unless another thread did
+        meanwhile); False if it may not grow or this process's transactions did not end."""
+        def bigger(size: int) -> int | None:
+            if size > seen:
+                return None  # grown already
+            return min(2 * size, MAX_MAP_SIZE) if size < MAX_MAP_SIZE else None
+
+        if self.map_size >= MAX_MAP_SIZE and self.map_size <= seen:
+            return False
+        old = self.map_size
+        if not self._resize(bigger):
+            return False
+        if self.map_size > old:
+            log.info("cache index %s: map grown to %s", self.directory, _gib(self.map_size))
+        return self.map_size > seen
+
+    def _resize(self, new_size: Callable[[int], int | None]) -> bool:
+        """Close the gate, wait for this process's transactions to end, then set the
+        map to ``new_size(current)`` (``None``: leave it; ``0``: adopt the file's);
+        False if they did not end within :data:`RESIZE_WAIT`."""
+        with self._resize_lock:
+            self._reopened.clear()
+            self._closing = True
+            try:
+                deadline = time.monotonic() + RESIZE_WAIT
+                while self._open:
+                    if time.monotonic() >= deadline:
+                        return False
+                    time.sleep(0.001)  # transactions are short; resizes are rare
+                size = new_size(self.map_size)
+                if size is not None:
+                    self._env.set_mapsize(size)
+                    self.map_size = self._env.info()["map_size"]
+                return True
+            finally:
+                self._closing = False
+                self._reopened.set()
+
+    def _enter(self) -> None:
+        while True:
+            self._open.append(None)
+            if not self._closing:
+                return
+            self._open.pop()  # a resize is waiting: let it run, then try again
+            self._reopened.wait()
+
+    def _leave(self) -> None:
+        self._open.pop()
+
+    def _full(self) -> _MapFull:
+        return _MapFull(
             f"the cache index {os.path.join(self.directory, 'index')} is full "
-            f"({MAP_SIZE / (1 << 30):g} GiB): run `mountfs cache clear` (cached chunks are fetched again; "
+            f"({_gib(self.map_size)}): run `mountfs cache clear` (cached chunks are fetched again; "
             f"local copies are kept), or set MOUNTFS_CACHE_DIR to another folder"
         )
 
@@ -204,12 +374,14 @@ class CacheEnv:
             with self._db_lock:
                 handle = self._dbs.get(name)
                 if handle is None:
-                    try:
-                        handle = self.env.open_db(name.encode(), create=True, **flags)
-                    except lmdb.MapFullError as exc:  # creating it is a write
-                        raise self._full() from exc
+                    # creating it is a write (and a handle is valid once its txn commits)
+                    handle = self.write(lambda txn: self.env.open_db(name.encode(), txn=txn, create=True, **flags))
                     self._dbs[name] = handle
         return handle
+
+
+def _gib(size: int) -> str:
+    return f"{size / (1 << 30):g} GiB" if size >= 1 << 30 else f"{size / (1 << 20):g} MiB"
 
 
 _registry: dict[str, CacheEnv] = {}

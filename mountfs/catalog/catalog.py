@@ -1,4 +1,7 @@
-"""The catalog: dataset records, version pointers and the lookups over them."""
+"""The catalog: dataset records, version pointers, drafts' state, metadata, and the lookups over them.
+
+Every object it reads or writes is named by a handle of ``store.layout``; nothing above it builds a key.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import Iterable, Iterator
 
 from ..backends import Backend
 from ..errors import AlreadyExists, Conflict, IntegrityError, NotFound, ObjectNotFound, UsageError
+from ..store import layout
 from ..store.format import read_or_init
 from . import names
 from .records import DatasetRecord
@@ -19,22 +23,6 @@ from .records import DatasetRecord
 log = logging.getLogger(__name__)
 
 _CLAIM_ATTEMPTS = 50
-
-
-def record_key(dataset_id: str) -> str:
-    return f"datasets/{dataset_id}/info.json"
-
-
-def state_key(dataset_id: str) -> str:
-    return f"datasets/{dataset_id}/state"
-
-
-def metadata_key(dataset_id: str, name: str, ext: str) -> str:
-    return f"datasets/{dataset_id}/metadata/{name}.{ext}"
-
-
-def pointer_key(project: str, name: str, version: str) -> str:
-    return f"catalog/{project}/{name}/{version}"
 
 
 class Catalog:
@@ -55,19 +43,23 @@ class Catalog:
 
     def _read(self, dataset_id: str) -> bytes:
         try:
-            names.check_component(dataset_id, "dataset id")  # it becomes part of a key and a folder name
+            key = layout.Record(dataset_id).key  # checks the id: it becomes part of a key and a folder name
         except UsageError:
             raise NotFound(f"no dataset with id {names.shown(dataset_id)}") from None
         try:
-            return self.backend.get(record_key(dataset_id))
+            return self.backend.get(key)
         except ObjectNotFound:
             raise NotFound(f"no dataset with id {dataset_id!r} in {self.backend.url}; check the id with `mountfs search`") from None
 
     def _decode(self, dataset_id: str, data: bytes) -> DatasetRecord:
-        return DatasetRecord.from_json(data, f"{self.backend.url}/{record_key(dataset_id)}", dataset_id)
+        return DatasetRecord.from_json(data, self._where(layout.Record(dataset_id).key), dataset_id)
+
+    def _where(self, key: str) -> str:
+        """An object's location as messages print it."""
+        return f"{self.backend.url}/{key}"
 
     def put(self, record: DatasetRecord) -> None:
-        self.backend.put(record_key(record.id), record.to_json())
+        self.backend.put(layout.Record(record.id).key, record.to_json())
 
     def all(self) -> list[DatasetRecord]:
         """Every usable record, newest first (ids are time-ordered).
@@ -80,18 +72,18 @@ class Catalog:
         with ThreadPoolExecutor(8) as pool:
             records = [rec for rec in pool.map(self.get_or_none, ids) if rec is not None]
         # listed after the records: a pointer is created before its record, so each record read has its pointer listed
-        pointer_keys = {o.key for o in self.backend.list("catalog/")}
+        pointer_keys = {o.key for o in self.backend.list(layout.POINTERS)}
         return self._claimed(records, pointer_keys)
 
     def _listed_ids(self) -> Iterator[str]:
-        for o in self.backend.list("datasets/"):
-            parts = o.key.split("/")
-            if len(parts) != 3 or parts[2] != "info.json":
-                continue  # the manifest, metadata, previews ... of a dataset
+        for o in self.backend.list(layout.DATASETS):
             try:
-                yield names.check_component(parts[1], "dataset id")
+                record = layout.parse_record(o.key)
             except UsageError as exc:
                 self._report(o.key, b"", f"catalog: skipping {o.key!r}: {exc}")
+                continue
+            if record is not None:  # else the manifest, metadata, previews ... of a dataset
+                yield record.dataset_id
 
     def get_or_none(self, dataset_id: str) -> DatasetRecord | None:
         """The record, or None when it is missing or damaged (a damaged one is warned about once)."""
@@ -102,7 +94,7 @@ class Catalog:
         try:
             return self._decode(dataset_id, data)
         except IntegrityError as exc:
-            self._report(record_key(dataset_id), data, f"catalog: {exc} (skipped)")
+            self._report(layout.Record(dataset_id).key, data, f"catalog: {exc} (skipped)")
             return None
 
     def _claimed(self, records: list[DatasetRecord], pointer_keys: set[str]) -> list[DatasetRecord]:
@@ -113,7 +105,7 @@ class Catalog:
             claims[rec.project, rec.name, rec.version].append(rec)
         kept: set[str] = set()
         for pointer, recs in claims.items():
-            key = pointer_key(*pointer)
+            key = layout.Pointer(*pointer).key
             if key not in pointer_keys:
                 owner = ""
             else:
@@ -128,7 +120,7 @@ class Catalog:
         default ``rec.id``, so only the pointer's path is compared with the record.
         """
         owner = rec.id if owner is None else owner
-        key = pointer_key(*pointer)
+        key = layout.Pointer(*pointer).key
         if (rec.project, rec.name, rec.version) != pointer:
             problem = (f"version pointer {key} names dataset {rec.id}, whose record says "
                        f"{rec.project}/{rec.name} {rec.version}; skipping that pointer")
@@ -155,54 +147,83 @@ class Catalog:
         a deleted bucket can list as empty, which must not read as "no datasets"."""
         read_or_init(self.backend, create=False)
 
+    # --- a draft's state and a dataset's metadata -----------------------------
+
+    def read_draft_state(self, dataset_id: str) -> tuple[bytes, str] | None:
+        """The saved state of draft ``dataset_id`` and where it was read (for messages); None when there is none."""
+        key = layout.DraftState(dataset_id).key
+        try:
+            return self.backend.get(key), self._where(key)
+        except ObjectNotFound:
+            return None
+
+    def write_draft_state(self, dataset_id: str, data: bytes) -> None:
+        self.backend.put(layout.DraftState(dataset_id).key, data)
+
+    def drop_draft_state(self, dataset_id: str) -> None:
+        """Delete a draft's state (at finalize); one that is already gone is fine (as for every backend delete)."""
+        self.backend.delete(layout.DraftState(dataset_id).key)
+
+    def write_metadata(self, dataset_id: str, name: str, data: bytes, ext: str = "json") -> None:
+        """Store one metadata object; ``UsageError`` if ``name`` or ``ext`` is not one usable name."""
+        self.backend.put(layout.Metadata(dataset_id, name, ext).key, data)
+
+    def read_metadata(self, dataset_id: str, name: str, ext: str = "json") -> bytes:
+        """A metadata object ``write_metadata`` stored; ``NotFound`` when there is none."""
+        key = layout.Metadata(dataset_id, name, ext).key
+        try:
+            return self.backend.get(key)
+        except ObjectNotFound:
+            raise NotFound(
+                f"dataset {dataset_id} has no metadata {names.shown(name)} ({self._where(key)} is missing); "
+                "store it with set_metadata"
+            ) from None
+
     # --- version pointers ----------------------------------------------------
 
     def versions(self, project: str, name: str) -> dict[str, str]:
         """version -> dataset id for one project/name (drafts included); unusable pointers are skipped."""
-        prefix = pointer_key(project, name, "")
         out: dict[str, str] = {}
-        for o in self.backend.list(prefix):
-            if "/" in o.key[len(prefix):]:
-                continue  # a nested project's pointers, not ours
+        for o in self.backend.list(layout.pointer_prefix(project, name)):
             pointer = self._parse_pointer(o.key)
-            dataset_id = self._pointer_id(o.key) if pointer else ""
-            if pointer and dataset_id:
+            if pointer is None or pointer[:2] != (project, name):
+                continue  # unusable, or a pointer of a project nested below ours
+            dataset_id = self._pointer_id(o.key)
+            if dataset_id:
                 out[pointer[2]] = dataset_id
         return out
 
-    def pointers(self, known: dict[str, str] | None = None) -> dict[tuple[str, str, str], str]:
+    def pointers(self, known: dict[str, tuple[str, str]] | None = None) -> dict[tuple[str, str, str], str]:
         """(project, name, version) -> id of every version in the catalog.
 
-        ``known`` maps pointer keys to ids already read: pointers never change
-        once created, so only new ones are fetched (and added to it).
+        ``known`` maps pointer keys to (listing tag, id) already read: only
+        pointers that are new or whose tag changed (deleted and written again,
+        e.g. for another dataset) are fetched; keys no longer listed are dropped
+        from it, so a version deleted and claimed again is read afresh.
         """
         known = {} if known is None else known
-        parsed = {o.key: p for o in self.backend.list("catalog/") if (p := self._parse_pointer(o.key))}
+        parsed = {o.key: (p, o.etag) for o in self.backend.list(layout.POINTERS) if (p := self._parse_pointer(o.key))}
+        for key in [k for k, (tag, _) in known.items() if k not in parsed or parsed[k][1] != tag]:
+            del known[key]
         new = [k for k in parsed if k not in known]
         if new:
             with ThreadPoolExecutor(8) as pool:
                 for key, dataset_id in zip(new, pool.map(self._pointer_id, new)):
                     if dataset_id:
-                        known[key] = dataset_id
-        return {pointer: known[key] for key, pointer in parsed.items() if key in known}
+                        known[key] = (parsed[key][1], dataset_id)
+        return {pointer: known[key][1] for key, (pointer, _) in parsed.items() if key in known}
 
     def _parse_pointer(self, key: str) -> tuple[str, str, str] | None:
         """(project, name, version) of a pointer key, or None (warned once) if its path breaks the name rules:
         whatever a pointer's path holds becomes directories in the mount."""
-        parts = key.split("/")
-        if key.endswith("/"):
-            return None  # a folder marker some S3 tools create, not a pointer
         try:
-            if len(parts) < 4 or parts[0] != "catalog":
-                raise UsageError("it is not catalog/<project>/<name>/<version>")
-            project, name, version = "/".join(parts[1:-2]), parts[-2], parts[-1]
-            names.check_project(project)
-            names.check_name(name)
-            names.check_version(version)
+            pointer = layout.parse_pointer(key)  # None: a folder marker
+            if pointer is not None:
+                names.check_version(pointer.version)  # the layout checks a key's parts; the catalog what a version is
         except UsageError as exc:
             self._report(key, b"", f"catalog: skipping version pointer {key!r}: {exc}")
             return None
-        return project, name, version
+        return None if pointer is None else (pointer.project, pointer.name, pointer.version)
 
     def _pointer_id(self, key: str) -> str:
         """The dataset id a pointer holds; "" when it is gone or unusable (warned once)."""
@@ -231,7 +252,7 @@ class Catalog:
         if version is not None:
             names.check_version(version)
             try:
-                self.backend.put_if_absent(pointer_key(project, name, version), body)
+                self.backend.put_if_absent(layout.Pointer(project, name, version).key, body)
             except AlreadyExists:
                 raise Conflict(
                     f"version {version} of {project}/{name} already exists; pick another version or leave it out to get the next one"
@@ -241,14 +262,14 @@ class Catalog:
         for _ in range(_CLAIM_ATTEMPTS):
             candidate = names.next_version(existing)
             try:
-                self.backend.put_if_absent(pointer_key(project, name, candidate), body)
+                self.backend.put_if_absent(layout.Pointer(project, name, candidate).key, body)
                 return candidate
             except AlreadyExists:
                 existing.append(candidate)
         raise Conflict(f"could not claim a new version of {project}/{name}: too many concurrent writers, try again")
 
     def release(self, project: str, name: str, version: str) -> None:
-        self.backend.delete(pointer_key(project, name, version))
+        self.backend.delete(layout.Pointer(project, name, version).key)
 
     def find(
         self,

@@ -9,48 +9,15 @@ import re
 from typing import Iterable
 
 from ..errors import UsageError
+# re-exported: the rule for one name lives in the store layout, since every name becomes part of an object key
+from ..store.layout import check_component as check_component
+from ..store.layout import check_project as check_project
+from ..store.layout import shown as shown
 from ..store.manifest import NOT_UTF8, path_problem
 
 #: ASCII digits only (``\d`` also takes other scripts' digits, which ``int`` reads as the same number),
 #: at most 18 a component: ``int()`` refuses over 4300 digits, and a record's version must always sort
 _VERSION_RE = re.compile(r"[0-9]{1,18}(\.[0-9]{1,18}){0,3}")
-#: how much of a rejected value an error message quotes
-_SHOWN = 80
-_BAD_CHARS = re.compile(r"[\x00-\x1f/\\]")
-
-
-def shown(value: object) -> str:
-    """``repr(value)``, cut short: a message quoting a rejected value stays one readable line."""
-    text = repr(value)
-    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
-
-
-def check_component(value: object, what: str) -> str:
-    """A name that must be usable as one directory name in the mount."""
-    if not isinstance(value, str) or not value.strip():
-        raise UsageError(f"{what} must be a non-empty string")
-    if value != value.strip():
-        raise UsageError(f"{what} {shown(value)} has leading or trailing spaces; remove them")
-    if value in (".", "..") or value.startswith("."):
-        raise UsageError(f"{what} {shown(value)} cannot start with '.': it is not a usable directory name")
-    if _BAD_CHARS.search(value):
-        raise UsageError(f"{what} {shown(value)} contains '/', '\\' or a control character; choose another name")
-    try:
-        size = len(value.encode())
-    except UnicodeEncodeError:  # a lone surrogate, e.g. from "\ud800" in a JSON record
-        raise UsageError(f"{what} {shown(value)} is not valid Unicode; choose another name") from None
-    if size > 200:
-        raise UsageError(f"{what} {shown(value)} is longer than 200 bytes; choose a shorter name")
-    return value
-
-
-def check_project(project: object) -> str:
-    """Projects may be nested with '/', e.g. ``vision/detection``; each level is a directory name."""
-    if not isinstance(project, str) or not project.strip("/ "):
-        raise UsageError("dataset project must be a non-empty string, e.g. 'vision' or 'vision/detection'")
-    for part in project.split("/"):
-        check_component(part, "project level")
-    return project
 
 
 def check_name(name: object) -> str:

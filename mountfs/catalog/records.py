@@ -130,12 +130,13 @@ def _count(value: Any) -> int:
 
 def _time(value: Any) -> str:
     """An ISO 8601 time, or "" for not yet."""
-    if _text(value):
+    text = _text(value)
+    if text:
         try:
-            datetime.fromisoformat(value).timestamp()
+            datetime.fromisoformat(text).timestamp()
         except (ValueError, OverflowError, OSError):
-            raise _Invalid(f"{names.shown(value)} is not an ISO 8601 time") from None
-    return value
+            raise _Invalid(f"{names.shown(text)} is not an ISO 8601 time") from None
+    return text
 
 
 def _id(value: Any) -> str:
@@ -145,7 +146,7 @@ def _id(value: Any) -> str:
 def _status(value: Any) -> str:
     if value not in STATUSES:  # a list or dict is never equal to one of the strings
         raise _Invalid(f"{names.shown(value)} is not one of {', '.join(STATUSES)}")
-    return value
+    return str(value)
 
 
 def _list_of(item: Callable[[Any], Any]) -> Callable[[Any], list[Any]]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from ..dataset import Dataset
+from ..sdk import Dataset
 from ..errors import IntegrityError, StateError, UsageError
 from ..session import current
 from .common import Command, ListOption, Selector, as_list, dataset_selector, describe, resolve, show_progress
@@ -20,7 +22,9 @@ _workers = click.option("--max-workers", type=click.IntRange(min=1), metavar="N"
 @click.option("--tags", cls=ListOption, metavar="TAG...", help="Only datasets carrying all these tags.")
 @click.option("--all", "include_drafts", is_flag=True, help="Include drafts (default: finalized versions only).")
 @_json
-def search(project, name, tags, include_drafts, as_json) -> None:
+def search(
+    project: str | None, name: str | None, tags: tuple[str, ...], include_drafts: bool, as_json: bool,
+) -> None:
     """Find dataset versions, newest first."""
     found = Dataset.list_datasets(
         dataset_project=project, partial_name=name, tags=as_list(tags), only_completed=not include_drafts,
@@ -44,9 +48,10 @@ def search(project, name, tags, include_drafts, as_json) -> None:
     )
 
 
-def _info(ds: Dataset) -> dict:
+def _info(ds: Dataset) -> dict[str, Any]:
     rec = ds.record
-    doc = {
+    # a JSON document: --json prints it as it is
+    doc: dict[str, Any] = {
         "id": rec.id, "project": rec.project, "name": rec.name, "version": rec.version, "status": rec.status,
         "parents": list(rec.parents), "tags": list(rec.tags), "description": rec.description,
         "storage": rec.storage or current().catalog_url,
@@ -120,7 +125,10 @@ def list_files(sel: Selector, pattern: str | None, as_json: bool) -> None:
 @click.option("--num-parts", type=click.IntRange(min=1), metavar="N", help="Number of disjoint slices (with --part).")
 @click.option("--files", cls=ListOption, metavar="PATH...", help="Only these paths, folders or wildcards.")
 @_workers
-def get(sel: Selector, copy_to, overwrite, part, num_parts, files, max_workers) -> None:
+def get(
+    sel: Selector, copy_to: str | None, overwrite: bool, part: int | None, num_parts: int | None,
+    files: tuple[str, ...], max_workers: int | None,
+) -> None:
     """Get a local copy of a finalized version and print its folder.
 
     By default the copy is read-only and shared through the local cache; with
@@ -153,7 +161,10 @@ def get(sel: Selector, copy_to, overwrite, part, num_parts, files, max_workers) 
 @click.option("--local-copy", metavar="DIR", type=click.Path(exists=True, file_okay=False),
               help="Check the files in DIR instead of reading the store.")
 @click.option("--skip-hash", is_flag=True, help="With --local-copy: compare sizes only.")
-def verify(dataset_ids, project, name, version, local_copy, skip_hash) -> None:
+def verify(
+    dataset_ids: tuple[str, ...], project: str | None, name: str | None, version: str | None,
+    local_copy: str | None, skip_hash: bool,
+) -> None:
     """Check a version's content against its recorded digests.
 
     Prints each failing file (prefixed with the dataset id when several are

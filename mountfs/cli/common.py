@@ -11,7 +11,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import click
 
-from ..dataset import Dataset
+from ..config import Config
+from ..sdk import Dataset
 from ..errors import NotFound, StateError, UsageError
 from ..session import current
 from . import draft
@@ -22,6 +23,8 @@ class CliState:
     """Shared state on ``ctx.obj``."""
 
     debug: bool = False
+    #: the command's configuration: the group's flags over environment, file and defaults
+    config: Config | None = None
 
 
 # --------------------------------------------------------------- list options

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+from typing import Any, Callable, TypeVar
 
 import click
 
-from ..dataset import Dataset
+from ..sdk import Dataset
 from ..errors import StateError, UsageError
 from . import draft
 from .common import (
-    Command, ListOption, as_list, dataset_selector, describe, id_option, open_draft, remember,
+    Command, ListOption, Selector, as_list, dataset_selector, describe, id_option, open_draft, remember,
     remembered_draft, resolve, show_progress,
 )
 from .output import human_size
@@ -18,8 +19,10 @@ from .output import human_size
 _workers = click.option("--max-workers", type=click.IntRange(min=1), metavar="N", help="Parallel threads (default: logical cores).")
 _verbose = click.option("--verbose", is_flag=True, help="Print each file and more detail on stderr.")
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-def _upload_options(func):
+
+def _upload_options(func: F) -> F:
     for option in reversed([
         click.option("--storage", metavar="URL", help="Upload to this store instead of the one given at create."),
         click.option("--chunk-size", type=click.IntRange(min=1), metavar="MB", help="Target pack size in MiB (default 32)."),
@@ -48,7 +51,10 @@ def _upload(ds: Dataset, storage: str | None, chunk_size: int | None, max_worker
 @click.option("--storage", "--output-uri", "output_uri", metavar="URL",
               help="Store for this version's data (default: the catalog's store).")
 @click.option("--description", metavar="TEXT", help="Free text.")
-def create(project, name, version, parents, tags, output_uri, description) -> None:
+def create(
+    project: str | None, name: str | None, version: str | None, parents: tuple[str, ...], tags: tuple[str, ...],
+    output_uri: str | None, description: str | None,
+) -> None:
     """Create a draft version and print its id.
 
     The draft is remembered in this folder, so add, remove, upload and close
@@ -79,7 +85,10 @@ def create(project, name, version, parents, tags, output_uri, description) -> No
 @click.option("--non-recursive", is_flag=True, help="Do not descend into sub-folders.")
 @_workers
 @_verbose
-def add(dataset_id, files, links, wildcard, dataset_folder, non_recursive, max_workers, verbose) -> None:
+def add(
+    dataset_id: str | None, files: tuple[str, ...], links: tuple[str, ...], wildcard: tuple[str, ...],
+    dataset_folder: str | None, non_recursive: bool, max_workers: int | None, verbose: bool,
+) -> None:
     """Add files or folders (--files) or external URLs (--links) to a draft.
 
     A folder's content goes to the dataset root, or under --dataset-folder.
@@ -111,7 +120,7 @@ def add(dataset_id, files, links, wildcard, dataset_folder, non_recursive, max_w
               help="Paths, folders or wildcards inside the dataset.")
 @click.option("--non-recursive", is_flag=True, help="Do not match inside sub-folders.")
 @_verbose
-def remove(dataset_id, files, non_recursive, verbose) -> None:
+def remove(dataset_id: str | None, files: tuple[str, ...], non_recursive: bool, verbose: bool) -> None:
     """Remove files from a draft by path, folder or wildcard."""
     ds = open_draft(dataset_id, "remove files")
     removed = sum(ds.remove_files(p, recursive=not non_recursive, verbose=verbose) for p in files)
@@ -121,7 +130,10 @@ def remove(dataset_id, files, non_recursive, verbose) -> None:
 @click.command(cls=Command)
 @id_option
 @_upload_options
-def upload(dataset_id, storage, chunk_size, max_workers, no_compression, verbose) -> None:
+def upload(
+    dataset_id: str | None, storage: str | None, chunk_size: int | None, max_workers: int | None,
+    no_compression: bool, verbose: bool,
+) -> None:
     """Upload a draft's new files.
 
     Chunks the store already holds, from any dataset, are not sent again.
@@ -136,7 +148,10 @@ def upload(dataset_id, storage, chunk_size, max_workers, no_compression, verbose
 @click.option("--no-upload", "--disable-upload", "no_upload", is_flag=True,
               help="Refuse instead of uploading files that are not uploaded yet.")
 @_upload_options
-def close(dataset_id, no_upload, storage, chunk_size, max_workers, no_compression, verbose) -> None:
+def close(
+    dataset_id: str | None, no_upload: bool, storage: str | None, chunk_size: int | None, max_workers: int | None,
+    no_compression: bool, verbose: bool,
+) -> None:
     """Finalize a draft; it never changes after this (alias: finalize).
 
     Files not uploaded yet are uploaded first, unless --no-upload.
@@ -161,7 +176,7 @@ def close(dataset_id, no_upload, storage, chunk_size, max_workers, no_compressio
 
 @click.command(cls=Command)
 @dataset_selector
-def publish(sel) -> None:
+def publish(sel: Selector) -> None:
     """Mark a finalized version as published."""
     ds = resolve(sel, only_completed=True)
     ds.publish()
@@ -172,7 +187,7 @@ def publish(sel) -> None:
 @click.option("--name", required=True, help="Name of the new, squashed dataset.")
 @click.option("--ids", cls=ListOption, required=True, metavar="ID...", help="Finalized versions to merge, in order.")
 @click.option("--storage", metavar="URL", help="Store for the new version's data (default: the first one's).")
-def squash(name, ids, storage) -> None:
+def squash(name: str, ids: tuple[str, ...], storage: str | None) -> None:
     """Merge finalized versions into one new version with no parents (later ids override earlier ones)."""
     ds = Dataset.squash(name, dataset_ids=list(ids), output_url=storage)
     click.echo(ds.id)

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import traceback
-from contextlib import contextmanager
-from typing import Any, Iterator, NoReturn, Sequence
+from typing import Any, NoReturn, Sequence
 
 import click
 
-from .. import __version__
-from ..errors import MountfsError
+from .. import __version__, session
+from ..config import Config
+from ..errors import ConfigError, MountfsError
 from . import browse, datasets, mounts
 from .common import CliState, logging_to_stderr
 
 #: other names a command answers to (clearml-data says ``close``, the SDK ``finalize``)
 ALIASES = {"finalize": "close"}
-_STORE_ENV = "MOUNTFS_STORE"
 
 
 class MountfsGroup(click.Group):
@@ -27,8 +25,7 @@ class MountfsGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug"))
-        saved_store = os.environ.get(_STORE_ENV)
-        with logging_to_stderr(debug), _restored_env(_STORE_ENV, saved_store):
+        with logging_to_stderr(debug):
             try:
                 return super().invoke(ctx)
             except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, BrokenPipeError):
@@ -40,18 +37,6 @@ class MountfsGroup(click.Group):
             except Exception as exc:  # noqa: BLE001 - the CLI must never end in a bare traceback
                 hint = "" if debug else " (rerun with --debug for the traceback)"
                 _fail(ctx, f"unexpected {type(exc).__name__}: {exc}{hint}", 1, debug)
-
-
-@contextmanager
-def _restored_env(name: str, value: str | None) -> Iterator[None]:
-    """Undo ``--storage`` when the command ends, for callers running several commands in one process."""
-    try:
-        yield
-    finally:
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
 
 
 def _os_message(exc: OSError) -> str:
@@ -83,12 +68,18 @@ def cli(ctx: click.Context, storage: str | None, debug: bool) -> None:
     Read versions:    search, info, list, get, verify
     Mount versions:   mount, umount, status, warmup, cache, daemon run (mountfsd)
     """
-    ctx.obj = CliState(debug=debug)
-    if storage:
-        from ..backends import normalize_url
-
-        # config.load() re-reads the environment on every SDK call, so this is the process-wide store
-        os.environ[_STORE_ENV] = normalize_url(storage)
+    # flags > environment > config file > defaults, resolved once for the command; the SDK the
+    # commands call finds it as the process's configuration (session.current()), and the
+    # previous one comes back when the command ends
+    try:
+        cfg = Config.load(overrides={"store": storage})
+    except ConfigError:
+        # a broken config file must not hide a command's --help: a command that needs the
+        # configuration resolves it again (session.current()) and reports the same one line
+        ctx.obj = CliState(debug=debug)
+        return
+    ctx.obj = CliState(debug=debug, config=cfg)
+    ctx.with_resource(session.use(cfg))
 
 
 for _cmd in (

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from typing import Any
 
 import click
 
@@ -26,9 +27,9 @@ MOUNT_WAIT_SECONDS = 120.0
 
 def _run_dir() -> str:
     # commands that only talk to daemons must work when the store is unreachable: no session
-    from ..config import load
+    from ..config import process_config
 
-    return load().run_dir
+    return process_config().run_dir
 
 
 def _selector_from(spec: str | None, sel: Selector) -> Selector:
@@ -47,7 +48,7 @@ def _selector_from(spec: str | None, sel: Selector) -> Selector:
         return Selector(project="/".join(parts[:-1]), name=parts[-1])
 
 
-def _wait_mounted(proc: subprocess.Popen, mountpoint: str, log_path: str) -> None:
+def _wait_mounted(proc: subprocess.Popen[bytes], mountpoint: str, log_path: str) -> None:
     files = mounts.RuntimeFiles(_run_dir(), mountpoint)
     deadline = time.monotonic() + MOUNT_WAIT_SECONDS
     while time.monotonic() < deadline:
@@ -64,9 +65,10 @@ def _info_pid(path: str) -> int | None:
     """PID recorded by the daemon serving a mountpoint (None before it wrote it)."""
     try:
         with os.fdopen(mounts.open_private(path, os.O_RDONLY)) as fh:
-            return json.load(fh).get("pid")
+            pid = json.load(fh).get("pid")
     except (OSError, ValueError, AttributeError):
         return None
+    return pid if type(pid) is int else None
 
 
 def _last_error(log_path: str) -> str:
@@ -107,10 +109,12 @@ def mount(ctx: click.Context, args: tuple[str, ...], sel: Selector, foreground: 
         return
     files = mounts.RuntimeFiles(sess.config.run_dir, mountpoint)
     files.prepare()
-    cmd = [sys.executable, "-m", "mountfs.daemon", "--mountpoint", mountpoint, "--dataset", ds.id]
+    # the daemon inherits the environment and reads the same config file; the store may
+    # have come from --storage, so it is passed on as a flag
+    cmd = [sys.executable, "-m", "mountfs.daemon", "--mountpoint", mountpoint, "--dataset", ds.id,
+           "--storage", sess.catalog_url]
     if ctx.obj.debug:
         cmd.append("--debug")
-    env = dict(os.environ, MOUNTFS_STORE=sess.catalog_url)
     # never through a symlink: a log opened that way could be made to overwrite any file
     try:
         log_fd = mounts.open_private(files.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
@@ -118,7 +122,7 @@ def mount(ctx: click.Context, args: tuple[str, ...], sel: Selector, foreground: 
         raise UsageError(f"cannot open the mount's log {files.log}: {exc.strerror}; remove it and mount again") from None
     with os.fdopen(log_fd, "ab") as log_fh:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_fh, stderr=log_fh,
-                                start_new_session=True, env=env)
+                                start_new_session=True)
     _wait_mounted(proc, mountpoint, files.log)
     click.echo(f"mounted {ds.project}/{ds.name} {ds.version} ({ds.id}) at {mountpoint}")
 
@@ -169,7 +173,7 @@ def status(as_json: bool) -> None:
     table = []
     for r in rows:
         if r.get("dead"):
-            table.append([r["mountpoint"], str(r.get("pid", "?")), "dead: run `mountfs umount`", "", "", ""])
+            table.append([r["mountpoint"], str(r.get("pid", "?")), "dead: run `mountfs umount`", "", "", "", ""])
             continue
         cache = r["cache"]
         reads = max(1, r["reads"])
@@ -178,8 +182,10 @@ def status(as_json: bool) -> None:
             f"{100 * r['read_hits'] / reads:.0f}%", human_size(r["bytes_fetched"]),
             f"{human_size(cache['size'])} / {human_size(cache['max_size'])}, {r['inflight_fetches']} in flight"
             + (f", {cache['corrupt']} damaged (fetched again)" if cache.get("corrupt") else ""),
+            # reads that gave up waiting for the store at their deadline (EIO)
+            str(r.get("read_timeouts", 0)),
         ])
-    echo_table(["MOUNTPOINT", "PID", "SERVES", "HIT RATE", "FETCHED", "CACHE"], table)
+    echo_table(["MOUNTPOINT", "PID", "SERVES", "HIT RATE", "FETCHED", "CACHE", "READ TIMEOUTS"], table)
 
 
 @click.command("warmup")
@@ -201,7 +207,7 @@ def warmup(path: str) -> None:
 
         bar = tqdm(unit="B", unit_scale=True, unit_divisor=1024, desc="warmup")
 
-    def progress(msg: dict) -> None:
+    def progress(msg: dict[str, Any]) -> None:
         if bar is not None:
             bar.total = msg.get("total", bar.total)
             bar.n = msg.get("progress", 0)
@@ -228,9 +234,9 @@ def cache() -> None:
 def cache_info(as_json: bool) -> None:
     """Size, cap and number of cached chunks."""
     sess = current()
-    stats = dict(sess.cache.stats(), directory=sess.config.cache_dir)
+    stats = sess.cache.stats()
     if as_json:
-        echo_json(stats)
+        echo_json(dict(stats, directory=sess.config.cache_dir))
     else:
         click.echo(f"{sess.config.cache_dir}: {human_size(stats['size'])} of {human_size(stats['max_size'])}, "
                    f"{stats['count']} chunks")
@@ -238,10 +244,22 @@ def cache_info(as_json: bool) -> None:
 
 @cache.command("clear")
 def cache_clear() -> None:
-    """Remove every cached chunk (mounts fetch again on demand)."""
+    """Remove every cached chunk and file table (mounts fetch again on demand).
+
+    The file tables of versions a running mount uses are kept: its lookups and
+    listings read them, and they are not fetched again on demand."""
+    from ..cache.filetable import FileTables
+
     sess = current()
     sess.cache.clear()
-    click.echo(f"cleared {sess.config.cache_dir}")
+    tables = FileTables(sess.config.cache_dir)
+    try:
+        dropped = tables.clear()
+        kept = len(tables.imported())
+    finally:
+        tables.close()
+    click.echo(f"cleared {sess.config.cache_dir}: every cached chunk, {dropped} file table(s)"
+               + (f"; kept {kept} file table(s) in use by running mounts" if kept else ""))
 
 
 @cache.command("evict")

@@ -21,12 +21,14 @@ from ..errors import MountfsError
 
 log = logging.getLogger(__name__)
 
-Send = Callable[[dict], Awaitable[None]]
-Handler = Callable[[dict, Send], Awaitable[dict]]
+Message = dict[str, Any]
+Send = Callable[[Message], Awaitable[None]]
+Handler = Callable[[Message, Send], Awaitable[Message]]
 _MAX_LINE = 1 << 20
 
 
-async def serve(path: str, handler: Handler, group: str = "", *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def serve(path: str, handler: Handler, group: str = "", *,
+                task_status: "trio.TaskStatus[list[trio.SocketListener]]" = trio.TASK_STATUS_IGNORED) -> None:
     """Listen on ``path`` until cancelled."""
     try:
         os.unlink(path)
@@ -53,7 +55,7 @@ async def serve(path: str, handler: Handler, group: str = "", *, task_status=tri
                     return
                 buf += data
 
-            async def send(obj: dict) -> None:
+            async def send(obj: Message) -> None:
                 await stream.send_all(json.dumps(obj).encode() + b"\n")
 
             try:
@@ -73,7 +75,8 @@ async def serve(path: str, handler: Handler, group: str = "", *, task_status=tri
     await trio.serve_listeners(one, [trio.SocketListener(sock)], task_status=task_status)
 
 
-def request(path: str, req: dict, timeout: float = 10.0, on_progress: Callable[[dict], None] | None = None) -> dict[str, Any]:
+def request(path: str, req: Message, timeout: float = 10.0,
+            on_progress: Callable[[Message], None] | None = None) -> Message:
     """Send one request and return the final reply; progress lines go to ``on_progress``."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
@@ -84,6 +87,8 @@ def request(path: str, req: dict, timeout: float = 10.0, on_progress: Callable[[
             while b"\n" in buf:
                 line, buf = buf.split(b"\n", 1)
                 msg = json.loads(line)
+                if not isinstance(msg, dict):
+                    raise ConnectionError("the daemon sent something that is not a JSON object")
                 if "progress" in msg and "ok" not in msg:
                     if on_progress:
                         on_progress(msg)

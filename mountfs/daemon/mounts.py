@@ -12,6 +12,7 @@ import shutil
 import stat
 import subprocess
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import UsageError
 
@@ -139,7 +140,7 @@ class RuntimeFiles:
                              "set MOUNTFS_RUN_DIR to a folder you may write") from None
         check_run_dir(self.run_dir)
 
-    def write_info(self, doc: dict) -> None:
+    def write_info(self, doc: dict[str, Any]) -> None:
         tmp = self.info + ".tmp"
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -184,9 +185,9 @@ def open_private(path: str, flags: int) -> int:
     return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
 
 
-def all_runtime(run_dir: str) -> list[dict]:
+def all_runtime(run_dir: str) -> list[dict[str, Any]]:
     """Descriptions of every mount whose daemon wrote one in ``run_dir`` (none from a run dir that is not ours)."""
-    out: list[dict] = []
+    out: list[dict[str, Any]] = []
     if not os.path.lexists(run_dir):
         return out
     try:

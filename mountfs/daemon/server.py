@@ -8,6 +8,8 @@ import os
 import signal
 import socket
 import time
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import pyfuse3
 import trio
@@ -21,7 +23,7 @@ from ..fs.operations import NO_OPEN_SUPPORTED, Operations
 from ..fs.reader import Reader
 from ..fs.tree import KIND_LINK, ROOT, Tree
 from ..session import Session
-from ..store import Store
+from ..store import ChunkRef, Store
 from . import control, mounts
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ WARMUP_BATCH = 64 << 20
 
 
 def _sd_notify(cfg: Config, message: str) -> None:
-    addr = cfg.environ.get("NOTIFY_SOCKET")
+    addr = cfg.notify_socket
     if not addr:
         return
     if addr.startswith("@"):
@@ -45,6 +47,22 @@ def _sd_notify(cfg: Config, message: str) -> None:
             s.sendall(message.encode())
         except OSError as exc:
             log.info("sd_notify failed: %s", exc)
+
+
+@dataclass
+class RefreshStats:
+    """How the catalog refreshes are going (``mountfs status``; tests wait on these counters)."""
+
+    #: refreshes that read the catalog, whether or not it had changed
+    refreshes: int = 0
+    #: refreshes that failed, in all
+    failures: int = 0
+    #: the error of the refresh that failed last, while refreshes are failing ("" once one works)
+    error: str = ""
+    #: file tables of versions that left the catalog, dropped from the cache
+    tables_dropped: int = 0
+    #: when the catalog last read without error (time.time(); 0 = never)
+    last_ok: float = 0.0
 
 
 class Daemon:
@@ -71,6 +89,9 @@ class Daemon:
         self.reader: Reader | None = None
         #: whether the FUSE thread got realtime scheduling (``mounts.realtime_thread``)
         self.realtime = False
+        self.refresh = RefreshStats()
+        #: dataset ids whose file tables to keep, when a drop of the others is due
+        self._keep: set[str] | None = None
 
     def _store_for(self, record: DatasetRecord) -> Store:
         """The store of a version's packs: a record's ``storage`` is checked like an external source."""
@@ -102,7 +123,10 @@ class Daemon:
 
     async def _main(self) -> None:
         if self.namespace is not None:
-            await trio.to_thread.run_sync(self.namespace.refresh)
+            # the first refresh before mounting, so the mount shows the catalog from the start;
+            # if it fails the mount still comes up (.by-id alone) and the refresher keeps trying.
+            # Dropping the tables of versions gone since the last run waits for the refresher
+            await self._refresh_logged(drop_tables=False)
         async with trio.open_nursery() as nursery:
             source = functools.partial(self.sess.source, serving_others=self.serving_others)
             self.reader = Reader(self.tree, self.sess.cache, nursery, source=source)
@@ -156,29 +180,64 @@ class Daemon:
                 return
 
     async def _refresher(self) -> None:
-        assert self.namespace is not None
-        delay, failing = REFRESH_SECONDS, False
+        delay = REFRESH_SECONDS
         while True:
             await trio.sleep(delay)
-            # catalog levels carry a 1 s entry/attr timeout and directory listings
-            # are not cached by the kernel, so the new snapshot needs no invalidation
+            ok = await self._refresh_logged()
+            # a failing store is retried with backoff, a working one every REFRESH_SECONDS
+            delay = REFRESH_SECONDS if ok else min(delay * 2, REFRESH_MAX_SECONDS)
+
+    async def _refresh_logged(self, drop_tables: bool = True) -> bool:
+        """One refresh; any failure is logged once per run of failures and counted, never raised."""
+        failing = bool(self.refresh.error)
+        try:
+            await self._refresh_once(drop_tables)
+        except Exception as exc:
+            self.refresh.failures += 1
+            self.refresh.error = str(exc) or type(exc).__name__
+            # reported once, then retried: a warning every 2 s would bury everything else in the log
+            if not failing:
+                what = ("catalog refresh failed (versions already mounted are still served; "
+                        f"retrying every {REFRESH_MAX_SECONDS:.0f} s at most)")
+                if isinstance(exc, MountfsError):
+                    log.warning("%s: %s", what, exc)
+                else:
+                    log.error("%s: unexpected error", what, exc_info=exc)
+            return False
+        if failing:
+            log.info("catalog refresh works again")
+        self.refresh.error = ""
+        return True
+
+    async def _refresh_once(self, drop_tables: bool) -> None:
+        """Build the next snapshot off the loop, publish it in the loop, drop the tables of versions that left.
+
+        Catalog levels and version roots carry a 1 s entry/attr timeout and
+        directory listings are not cached by the kernel, so the new snapshot
+        needs no invalidation: the kernel asks again within a second.
+        """
+        assert self.namespace is not None
+        snapshot = await trio.to_thread.run_sync(self.namespace.build)
+        if snapshot is not None:
+            self._keep = self.tree.publish(snapshot)  # one assignment, here in the event loop
+        elif self.refresh.last_ok == 0.0:
+            self._keep = set(self.namespace.current.records)  # first look: tables left by earlier runs
+        self.refresh.refreshes += 1
+        self.refresh.last_ok = time.time()
+        if drop_tables and self._keep is not None:
+            keep, self._keep = self._keep, None
             try:
-                await trio.to_thread.run_sync(self.namespace.refresh)
-            except MountfsError as exc:
-                # an unreachable store is reported once, then retried with backoff:
-                # a warning every 2 s would bury everything else in the log
-                if not failing:
-                    log.warning("catalog refresh failed (versions already mounted are still served; "
-                                "retrying every %.0f s at most): %s", REFRESH_MAX_SECONDS, exc)
-                failing, delay = True, min(delay * 2, REFRESH_MAX_SECONDS)
-            else:
-                if failing:
-                    log.info("catalog refresh works again")
-                failing, delay = False, REFRESH_SECONDS
+                dropped = await trio.to_thread.run_sync(self.tables.retain, keep)
+            except BaseException:
+                self._keep = keep  # due again at the next refresh
+                raise
+            if dropped:
+                log.info("dropped the file tables of %d versions no longer in the catalog", dropped)
+                self.refresh.tables_dropped += dropped
 
     # --- control requests ------------------------------------------------------------------
 
-    async def _control(self, req: dict, send: control.Send) -> dict:
+    async def _control(self, req: dict[str, Any], send: control.Send) -> dict[str, Any]:
         op = req.get("op")
         if op == "status":
             return self.status()
@@ -189,10 +248,10 @@ class Daemon:
             return await self._warmup(str(req.get("path", "")), send)
         raise UsageError(f"unknown control request {op!r}")
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         stats = self.reader.stats if self.reader else None
         cache = self.sess.cache.stats()
-        return {
+        out: dict[str, Any] = {
             "pid": os.getpid(),
             "mountpoint": self.mountpoint,
             "dataset": self.dataset_id or "",
@@ -210,11 +269,17 @@ class Daemon:
             "bytes_fetched": stats.bytes_fetched if stats else 0,
             "fetches": stats.fetches if stats else 0,
             "fetch_errors": stats.errors if stats else 0,
+            # reads that gave up on the store at their deadline (EIO)
+            "read_timeouts": stats.timeouts if stats else 0,
             "inflight_fetches": stats.inflight if stats else 0,
+            # cache["corrupt"]: chunks read back from the cache that failed their digest (fetched again)
             "cache": cache,
         }
+        if self.namespace is not None:
+            out["catalog"] = {"versions": len(self.namespace.current.records), **asdict(self.refresh)}
+        return out
 
-    async def _warmup(self, rel: str, send: control.Send) -> dict:
+    async def _warmup(self, rel: str, send: control.Send) -> dict[str, Any]:
         """Fetch every chunk under ``rel`` (a path inside the mount) into the cache."""
         assert self.reader is not None
         ino = ROOT
@@ -229,7 +294,7 @@ class Daemon:
             if cur in seen:  # a version reached twice (by name and through .by-id)
                 continue
             seen.add(cur)
-            attr = self.tree.getattr(cur)
+            attr = await self.tree.getattr(cur)
             if attr.kind == KIND_LINK:  # `latest`: its target is warmed up as the version it names
                 continue
             if attr.kind != KIND_DIR:
@@ -238,20 +303,20 @@ class Daemon:
                 continue
             pos = 0
             while True:
-                batch = await self.tree.readdir(cur, pos)
-                if not batch:
+                entries = await self.tree.readdir(cur, pos)
+                if not entries:
                     break
-                for _, child, pos in batch:
+                for _, child, pos in entries:
                     todo.append(child.ino)
         await send({"progress": 0, "total": total, "files": len(files)})
         done = 0
-        batch: list = []
+        batch: list[ChunkRef] = []
         batch_bytes = 0
-        store = None
+        store: Store | None = None
         # path order is pack order: batches become a few large ranged reads, fetched in parallel
         for ino in sorted(files):
             m, node = self.tree.file(ino)
-            if batch and m.store is not store:  # versions in different stores: one batch per store
+            if batch and store is not None and m.store is not store:  # one batch per store
                 await self.reader.fetch(store, batch)
                 batch = []
             store = m.store
@@ -265,7 +330,7 @@ class Daemon:
                     done += batch_bytes
                     batch, batch_bytes = [], 0
                     await send({"progress": done, "total": total})
-        if batch:
+        if batch and store is not None:
             await self.reader.fetch(store, batch)
         await send({"progress": total, "total": total})
         return {"files": len(files), "bytes": total}

@@ -1,8 +1,19 @@
 """The catalog as a directory tree: project levels, dataset names, versions, ``latest``, ``.by-id``.
 
-A ``Namespace`` is rebuilt from the catalog every few seconds (``refresh``,
-blocking: run it off the event loop) and swapped in whole, so lookups always
-see one consistent snapshot.  Only completed or published versions appear.
+A ``Snapshot`` is one consistent, never-changed view of the catalog.
+``Namespace.build`` reads the catalog into a new one (blocking: run it off the
+event loop) and returns it without publishing it; whoever owns the event loop
+publishes it with one assignment to ``Namespace.current`` (``Tree.update``),
+so a lookup sees either the old tree or the new one, never half of each.
+Only completed or published versions appear.
+
+Versions are found through their pointers (``catalog/<project>/<name>/<version>``).
+A record is read again whenever its version appears at a place it was not at
+in the previous snapshot (new, finalized, renamed or moved), so a renamed
+dataset shows at its new path after one refresh; a version whose pointer is
+gone is left out of the next snapshot (deleted).  Records kept from the
+previous snapshot are those still at the same place: a finalized version's
+record never changes otherwise.
 
 Records and pointers come from whoever can write the store: a damaged or
 crafted one (checked by ``mountfs.catalog``) is left out with one warning and
@@ -14,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Mapping, Union
 
 from ..catalog import Catalog, DatasetRecord
 from ..catalog.names import version_key
@@ -23,6 +35,9 @@ log = logging.getLogger(__name__)
 
 BY_ID = ".by-id"
 LATEST = "latest"
+
+#: where a version sits in the catalog: (project, name, version)
+Place = tuple[str, str, str]
 
 
 @dataclass(frozen=True)
@@ -42,72 +57,117 @@ class Link:
     target: str
 
 
+CatalogNode = Union[Dir, Version, Link]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The catalog tree at one refresh, and the record of every version in it; never changed once built."""
+
+    root: Dir
+    #: dataset id -> record of every visible version
+    records: Mapping[str, DatasetRecord]
+    #: place -> dataset id of every visible version (what tells two snapshots apart)
+    places: Mapping[Place, str]
+
+    def resolve(self, parts: tuple[str, ...]) -> CatalogNode | None:
+        node: CatalogNode = self.root
+        for p in parts:
+            if not isinstance(node, Dir):
+                return None
+            child = node.children.get(p)
+            if child is None:
+                return None
+            node = child
+        return node
+
+
+def empty_snapshot() -> Snapshot:
+    """What an empty catalog shows (and a mount whose first refresh failed): ``.by-id`` alone."""
+    return Snapshot(_build_tree({}), {}, {})
+
+
 class Namespace:
-    """The current snapshot of the catalog tree, and how to refresh it."""
+    """The published snapshot of the catalog tree (``current``), and how to build the next one."""
 
     def __init__(self, catalog: Catalog):
         self.catalog = catalog
-        # an empty catalog still shows .by-id (refresh() rebuilds only on a change)
-        self.root = self._build({})
-        self.records: dict[str, DatasetRecord] = {}
-        self._pointer_ids: dict[str, str] = {}
+        self.current: Snapshot = empty_snapshot()
+        #: pointer key -> (tag, dataset id): the catalog reads a pointer again only when it changed
+        self._pointer_ids: dict[str, tuple[str, str]] = {}
 
-    def refresh(self) -> bool:
-        """Re-read the catalog; return True when what is visible changed."""
-        pointers = self.catalog.pointers(self._pointer_ids)
+    def build(self) -> Snapshot | None:
+        """Read the catalog into a new snapshot; None when what is visible did not change.
+
+        Blocking; one build at a time.  Does not publish: assign the result to ``current``.
+        """
+        cur = self.current
         records: dict[str, DatasetRecord] = {}
-        for pointer, dataset_id in pointers.items():
-            rec = self.records.get(dataset_id)
+        places: dict[Place, str] = {}
+        for place, dataset_id in self.catalog.pointers(self._pointer_ids).items():
+            rec = cur.records.get(dataset_id) if cur.places.get(place) == dataset_id else None
             if rec is None:
                 try:
                     # None: not written yet (a draft being created) or damaged (warned about once)
                     rec = self.catalog.get_or_none(dataset_id)
                 except MountfsError as exc:
-                    log.info("catalog: skipping %s (%s)", "/".join(pointer), exc)
+                    log.info("catalog: skipping %s (%s)", "/".join(place), exc)
                     continue
-            if rec is not None and rec.is_final and self.catalog.agrees(pointer, rec):
+            if rec is not None and rec.is_final and self.catalog.agrees(place, rec):
                 records[dataset_id] = rec
-        if records.keys() == self.records.keys():
-            return False
-        if self.records.keys() - records.keys():
-            # versions disappear only from a store that is still there
+                places[place] = dataset_id
+        if places == cur.places:
+            return None
+        if cur.places.keys() - places.keys():
+            # versions disappear only from a store that is still there: an unmounted
+            # share or a deleted bucket can list as empty (raises StoreError)
             self.catalog.check_store()
-        self.records = records
-        self.root = self._build(records)
         log.info("catalog: %d versions visible", len(records))
+        return Snapshot(_build_tree(records), records, places)
+
+    def refresh(self) -> bool:
+        """Build and publish in one go (for callers without an event loop); True when something changed."""
+        snapshot = self.build()
+        if snapshot is None:
+            return False
+        self.current = snapshot
         return True
 
     @staticmethod
-    def _build(records: dict[str, DatasetRecord]) -> Dir:
-        root = Dir()
-        by_id = Dir()
-        root.children[BY_ID] = by_id
-        for rec in records.values():
-            node = root
-            for level in rec.project.split("/") + [rec.name]:
-                child = node.children.get(level)
-                if not isinstance(child, Dir):
-                    # a level shadowed by a version of the same name loses: versions win
-                    if child is not None:
-                        log.info("catalog: %s hides a project level of the same name", level)
-                        break
-                    child = node.children[level] = Dir()
-                node = child
-            else:
-                node.children[rec.version] = Version(rec.id)
-            by_id.children[rec.id] = Version(rec.id)
-        _add_latest(root)
-        return root
+    def _build(records: Mapping[str, DatasetRecord]) -> Dir:
+        """The folder tree of ``records`` (``_build_tree``)."""
+        return _build_tree(records)
 
-    def resolve(self, parts: tuple[str, ...]) -> "Dir | Version | Link | None":
-        node: Dir | Version | Link = self.root
-        for p in parts:
-            if not isinstance(node, Dir):
-                return None
-            node = node.children.get(p)  # type: ignore[assignment]
-            if node is None:
-                return None
-        return node
+    # the published snapshot's, for callers that only read
+    @property
+    def records(self) -> Mapping[str, DatasetRecord]:
+        return self.current.records
+
+    def resolve(self, parts: tuple[str, ...]) -> CatalogNode | None:
+        return self.current.resolve(parts)
+
+
+def _build_tree(records: Mapping[str, DatasetRecord]) -> Dir:
+    """The folder tree of ``records``: every version at its place and under ``.by-id``."""
+    root = Dir()
+    by_id = Dir()
+    root.children[BY_ID] = by_id
+    for rec in records.values():
+        node = root
+        for level in rec.project.split("/") + [rec.name]:
+            child = node.children.get(level)
+            if not isinstance(child, Dir):
+                # a level shadowed by a version of the same name loses: versions win
+                if child is not None:
+                    log.info("catalog: %s hides a project level of the same name", level)
+                    break
+                child = node.children[level] = Dir()
+            node = child
+        else:
+            node.children[rec.version] = Version(rec.id)
+        by_id.children[rec.id] = Version(rec.id)
+    _add_latest(root)
+    return root
 
 
 def _add_latest(root: Dir) -> None:

@@ -1,8 +1,18 @@
 """The thin pyfuse3 adapter: converts types and errors, nothing else.
 
 All logic lives in ``tree.Tree`` (names and attributes) and ``reader.Reader``
-(bytes).  ``flush`` is deliberately not implemented: pyfuse3's default answers
-ENOSYS once and the kernel stops asking (docs/FUSE.md item 2: +31% on small files).
+(bytes); errnos come from the one table in ``errnos``.  What each operation
+answers is written down in docs/SEMANTICS.md.  Operations not defined here get
+pyfuse3's default, ENOSYS, which the kernel takes as "not supported":
+
+- ``flush``, ``fsync``: ENOSYS once, then the kernel stops asking and
+  answers success itself (docs/FUSE.md item 2: a successful ``flush`` costs
+  31% on small files).
+- ``getxattr``, ``listxattr``: ENOSYS once, then the kernel answers EOPNOTSUPP.
+- ``release``, ``releasedir``, ``forget``: nothing to free; inodes are numbers,
+  not objects (``tree``).
+- every write (``write``, ``create``, ``mkdir``, ``setattr``, ...): the mount
+  is ``ro``, so the kernel answers EROFS before asking.
 """
 
 from __future__ import annotations
@@ -25,7 +35,10 @@ log = logging.getLogger(__name__)
 NO_OPEN_SUPPORTED = bool(getattr(pyfuse3, "MOUNTFS_NOOPEN_INO", False))
 
 _TYPE = {KIND_DIR: stat.S_IFDIR, KIND_LINK: stat.S_IFLNK}
-_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+#: the kernel drops O_CREAT, O_EXCL and O_TRUNC before OPEN and refuses writable opens of an ro
+#: mount itself; O_APPEND on a read-only open is harmless (the fd cannot write), and answering it
+#: EROFS would depend on whether the kernel still sends OPEN at all (docs/FUSE.md item 5)
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR
 
 
 class Operations(pyfuse3.Operations):
@@ -63,28 +76,30 @@ class Operations(pyfuse3.Operations):
             return exc
         return pyfuse3.FUSEError(errno_for(exc, what))
 
-    async def lookup(self, parent_inode, name, ctx=None):
+    async def lookup(self, parent_inode: pyfuse3.InodeT, name: pyfuse3.FileNameT,
+                     ctx: pyfuse3.RequestContext | None = None) -> pyfuse3.EntryAttributes:
         try:
             return self._entry(await self.tree.lookup(parent_inode, os.fsdecode(name)))
         except Exception as exc:
             raise self._fail(exc, f"lookup {name!r}") from None
 
-    async def getattr(self, inode, ctx=None):
+    async def getattr(self, inode: pyfuse3.InodeT,
+                      ctx: pyfuse3.RequestContext | None = None) -> pyfuse3.EntryAttributes:
         try:
-            return self._entry(self.tree.getattr(inode))
+            return self._entry(await self.tree.getattr(inode))
         except Exception as exc:
             raise self._fail(exc, f"getattr {inode}") from None
 
-    async def readlink(self, inode, ctx):
+    async def readlink(self, inode: pyfuse3.InodeT, ctx: pyfuse3.RequestContext) -> pyfuse3.FileNameT:
         try:
             return os.fsencode(self.tree.readlink(inode))
         except Exception as exc:
             raise self._fail(exc, f"readlink {inode}") from None
 
-    async def opendir(self, inode, ctx):
+    async def opendir(self, inode: pyfuse3.InodeT, ctx: pyfuse3.RequestContext) -> pyfuse3.FileHandleT:
         return inode
 
-    async def readdir(self, fh, start_id, token):
+    async def readdir(self, fh: pyfuse3.FileHandleT, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         try:
             while True:
                 batch = await self.tree.readdir(fh, start_id)
@@ -97,30 +112,32 @@ class Operations(pyfuse3.Operations):
         except Exception as exc:
             raise self._fail(exc, f"readdir {fh}") from None
 
-    async def open(self, inode, flags, ctx):
-        if flags & _WRITE_FLAGS:
+    async def open(self, inode: pyfuse3.InodeT, flags: pyfuse3.FlagT, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        if flags & _WRITE_FLAGS:  # never sent on an ro mount; kept for safety
             raise pyfuse3.FUSEError(errno.EROFS)
         if self.no_open:
             # the kernel stops sending OPEN/RELEASE for this mount and keeps
-            # every file's page cache; READ then carries the inode
+            # every file's page cache; READ then carries the inode (docs/FUSE.md item 5)
             raise pyfuse3.FUSEError(errno.ENOSYS)
         fi = pyfuse3.FileInfo(fh=inode)
         fi.keep_cache = True
         return fi
 
-    async def read(self, fh, off, size):
+    # pyfuse3 takes any buffer: a read within one chunk goes out without a copy
+    async def read(self, fh: pyfuse3.FileHandleT, off: int, size: int) -> bytes | memoryview:  # type: ignore[override]
         try:
             return await self.reader.read(fh, off, size)
         except Exception as exc:
             raise self._fail(exc, f"read ino={fh} off={off} size={size}") from None
 
-    async def statfs(self, ctx):
+    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
         s = pyfuse3.StatvfsData()
         s.f_bsize = s.f_frsize = 1 << 20
         s.f_namemax = 255
         return s
 
-    async def access(self, inode, mode, ctx):
+    async def access(self, inode: pyfuse3.InodeT, mode: pyfuse3.ModeT, ctx: pyfuse3.RequestContext) -> bool:
+        # with default_permissions the kernel checks modes itself and does not ask
         if mode & os.W_OK:
             raise pyfuse3.FUSEError(errno.EROFS)
         return True

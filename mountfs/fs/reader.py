@@ -19,6 +19,16 @@
   until then, so memory stays bounded by ``max_fetches`` groups.
 - Every fetched chunk was verified by the store (``Store.read_chunks``), so the
   cache does not hash it again on put.
+- Eviction never breaks a read: the chunk cache pins every chunk a read (or
+  read-ahead from the cache files) takes from a cache file until its bytes are
+  in memory, and what is in memory is served from there even when its cache
+  file was evicted since (it is put back, not fetched again).
+- A cache that cannot store what was fetched (a full disk: ``DiskFull``, a
+  read-only folder) does not fail the read: the fetched bytes are served from
+  memory and the problem is logged once per reason and 10 minutes.  Failing
+  reads whose bytes are in hand would turn a full cache disk into a mount that
+  serves nothing; ENOSPC reaches the mount only where nothing can be served
+  without writing (importing a version's file table).
 - A read gets its bytes or an error (EIO) within ``READ_DEADLINE`` (10 s,
   ``backends.retry.BUDGET.read_deadline``) of reaching the daemon, enforced
   here in the event loop whatever the store client's own timeouts.  A reader
@@ -38,9 +48,10 @@ from __future__ import annotations
 import bisect
 import logging
 import math
+import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import trio
 
@@ -87,6 +98,8 @@ READ_DEADLINE = BUDGET.read_deadline
 FAILED_SECONDS = 3.0
 #: pack blocks remembered that way (bounded memory)
 FAILED_BLOCKS = 1024
+#: a cache that cannot store fetched chunks says so again after this long (seconds)
+CACHE_PROBLEM_SECONDS = 600.0
 
 
 class _Inflight:
@@ -94,7 +107,7 @@ class _Inflight:
 
     def __init__(self) -> None:
         self.event = trio.Event()
-        self.data: bytes | None = None
+        self.data: bytes | memoryview | None = None
         self.error: BaseException | None = None
 
 
@@ -165,8 +178,9 @@ class Reader:
         self._loaded: set[bytes] = set()  # chunks in memory that came from the cache files
         #: pack blocks (or external files' blocks) that failed: key -> (until, why)
         self._failed: OrderedDict[tuple[str, int], tuple[float, str]] = OrderedDict()
-        #: the last reason fetched chunks could not be cached ("" = they can)
+        #: the last reason fetched chunks could not be cached, and when it was said
         self._cache_problem = ""
+        self._cache_problem_at = -math.inf
 
     # --- the read path -----------------------------------------------------------
 
@@ -189,7 +203,7 @@ class Reader:
             c = node.chunks[j]
             lo = max(offset, starts[j]) - starts[j]
             hi = min(end, starts[j] + c.size) - starts[j]
-            data = self._from_hot(c, lo, hi)
+            data: bytes | memoryview | None = self._from_hot(c, lo, hi)
             if data is None:
                 data = self.cache.read(c.digest, lo, hi - lo)
                 from_disk = True
@@ -228,7 +242,8 @@ class Reader:
 
     async def _read_external(self, m: Mounted, node: Node, offset: int, length: int, deadline: float) -> bytes:
         """External files are read from their source; its ETag is checked once per mount."""
-        if self._source is None:
+        source = self._source
+        if source is None:
             raise UsageError(f"cannot read external file {node.url}: no source access configured")
         entry = FileEntry(node.url, node.size, url=node.url, etag=node.etag)
         key = (m.vk, node.ino)
@@ -238,7 +253,7 @@ class Reader:
             raise TransientStoreError(why)
 
         def blocking() -> bytes:
-            backend, name = self._source(node.url)
+            backend, name = source(node.url)
             if key not in self._checked:
                 check_unchanged(backend, name, entry)
                 self._checked.add(key)
@@ -296,10 +311,13 @@ class Reader:
         if data is None:
             return None
         if c.digest in self._loaded and not self.cache.contains(c.digest):
-            # read ahead from a cache file since cleared or evicted: fetch it again,
-            # so that what the mount served is in the cache afterwards
-            self._drop_hot(c.digest)
-            return None
+            # read ahead from a cache file since evicted (a small cache under
+            # pressure) or cleared: these bytes were verified when read, so they
+            # are served, and put back so that what the mount served is in the
+            # cache afterwards.  Fetching them again would make eviction cost a
+            # request, and an EIO while the store is away.
+            self._loaded.discard(c.digest)
+            self._nursery.start_soon(self._put_back, c.digest, data)
         self.stats.hot_hits += 1
         if hi >= c.size:  # read to its end: done with it
             self._drop_hot(c.digest)
@@ -333,7 +351,7 @@ class Reader:
                 tail = c
         return self._split_cached(candidates), last, half
 
-    def _split_cached(self, refs: list[ChunkRef]) -> list[ChunkRef]:
+    def _split_cached(self, refs: Sequence[ChunkRef]) -> list[ChunkRef]:
         """Of read-ahead candidates not in memory or on their way already, start
         reading the cached ones into memory; return the rest (to fetch)."""
         refs = [c for c in refs if c.digest not in self._inflight and c.digest not in self._hot]
@@ -555,30 +573,40 @@ class Reader:
                 if isinstance(exc, TransientStoreError):  # the store did not answer: not asked again at once
                     self._remember_failed([_block(group[0])], str(exc))
             for c in group:
-                f = self._inflight.pop(c.digest, None)
-                if f is not None and not f.event.is_set():
-                    f.error = exc
-                    f.event.set()
+                waiting = self._inflight.pop(c.digest, None)
+                if waiting is not None and not waiting.event.is_set():
+                    waiting.error = exc
+                    waiting.event.set()
             if not isinstance(exc, Exception):
                 raise
         finally:
             self.stats.inflight -= 1
 
-    def _get_blocking(self, store: Store, group: list[ChunkRef]) -> dict[bytes, bytes]:
+    def _get_blocking(self, store: Store, group: list[ChunkRef]) -> dict[bytes, bytes | memoryview]:
         got = store.read_chunks(group)
         self.stats.bytes_fetched += sum(len(d) for d in got.values())
         return got
 
-    def _put_blocking(self, got: dict[bytes, bytes]) -> None:
+    async def _put_back(self, digest: bytes, data: bytes | memoryview) -> None:
+        """Store again a chunk served from memory whose cache file went meanwhile."""
+        try:
+            one: dict[bytes, bytes | memoryview] = {digest: bytes(data)}
+            await trio.to_thread.run_sync(self._put_blocking, one, limiter=self._load_limiter)
+        except Exception as exc:  # only the cache's own state: the read was served
+            log.debug("putting back chunk %s failed: %s", digest.hex(), exc)
+
+    def _put_blocking(self, got: dict[bytes, bytes | memoryview]) -> None:
         try:
             self.cache.put_many(got.items(), verified=True)  # read_chunks checked each one
         except LocalDiskError as exc:
-            # full, read-only or a full index: said once (at each change of reason), not per fetch
-            if str(exc) != self._cache_problem:
-                self._cache_problem = str(exc)
+            # a full disk (DiskFull), a read-only folder: the readers have their bytes
+            # already (module docstring), so it never fails a read, and it is said
+            # once per reason and CACHE_PROBLEM_SECONDS, not per fetch: on a disk
+            # at the edge small puts still land between failures
+            now = time.monotonic()  # a worker thread: not trio's clock
+            if str(exc) != self._cache_problem or now - self._cache_problem_at >= CACHE_PROBLEM_SECONDS:
+                self._cache_problem, self._cache_problem_at = str(exc), now
                 log.warning("cannot cache fetched chunks, serving them without caching: %s", exc)
-        else:
-            self._cache_problem = ""
 
 
 def _block(c: ChunkRef) -> tuple[str, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Iterator
 
 import xxhash
 from pyfastcdc import FastCDC
@@ -74,7 +75,9 @@ def cut_file(path: str, params: ChunkParams) -> CutFile:
     return CutFile(total, before.st_mtime_ns, before.st_mode & 0o7777, whole.digest(), chunks)
 
 
-def read_source_chunks(path: str, size: int, mtime_ns: int, chunks: list[tuple[bytes, int]]):
+def read_source_chunks(
+    path: str, size: int, mtime_ns: int, chunks: list[tuple[bytes, int]]
+) -> Iterator[tuple[bytes, bytes]]:
     """Yield (digest, bytes) of a previously cut file, checking it did not change since."""
     try:
         fd = os.open(path, os.O_RDONLY)

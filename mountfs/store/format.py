@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass
 
 from ..backends import Backend
 from ..errors import AlreadyExists, IntegrityError, ObjectNotFound, StoreError
+from .layout import FORMAT_KEY
 
 FORMAT_VERSION = 1
-FORMAT_KEY = "mountfs.json"
 
 
 @dataclass(frozen=True)

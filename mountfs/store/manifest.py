@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, NamedTuple
 
@@ -30,6 +29,8 @@ import xxhash
 import zstandard
 
 from ..errors import IntegrityError
+from .layout import is_pack_id
+from .layout import shown as quoted  # a crafted path of kilobytes still gives a one-line message
 from .packs import CODEC_NONE, CODEC_ZSTD
 
 MAGIC = b"MFSMAN"
@@ -43,13 +44,10 @@ MAX_NAME_BYTES = 255
 MAX_DEPTH = 255
 
 _INT64 = 1 << 63
-_PACK_ID = re.compile(r"[0-9a-f]{32}")
 _CODECS = (CODEC_NONE, CODEC_ZSTD)
 _KINDS = ("manifest", "draft")
 #: ``path_problem``'s answer for a path holding a lone surrogate (a file name that was not UTF-8)
 NOT_UTF8 = "is not valid UTF-8"
-#: how much of a crafted path an error message quotes
-_SHOWN = 80
 #: per-object limits of the msgpack reader: a crafted length never makes it allocate gigabytes
 _LIMITS = {"max_str_len": 1 << 20, "max_bin_len": 1 << 20, "max_array_len": 1 << 22, "max_map_len": 1 << 10,
            "max_ext_len": 1 << 10}
@@ -89,12 +87,6 @@ class FileEntry:
 
 
 # --- the path rule -------------------------------------------------------------
-
-
-def quoted(value: object) -> str:
-    """``repr(value)`` cut short: a crafted path of kilobytes still gives a one-line message."""
-    text = repr(value)
-    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
 
 
 def path_problem(path: str) -> str | None:
@@ -192,7 +184,7 @@ def frame(values: Iterable[object]) -> bytes:
     return body + xxhash.xxh3_128_digest(body)
 
 
-def encode(entries: Iterable[FileEntry], kind: str = "manifest", meta: dict | None = None) -> bytes:
+def encode(entries: Iterable[FileEntry], kind: str = "manifest", meta: dict[str, Any] | None = None) -> bytes:
     """Encode entries (sorted here) into manifest bytes; paths are not checked here (decoding does)."""
     ordered = sorted(entries, key=lambda e: e.path)
     packs: dict[str, int] = {}
@@ -228,7 +220,7 @@ def _body(data: bytes, where: str) -> bytes:
     return body[len(MAGIC) + 1:]
 
 
-def _header(value: Any, where: str) -> dict:
+def _header(value: Any, where: str) -> dict[str, Any]:
     def bad(what: str) -> IntegrityError:
         return IntegrityError(f"manifest {where} is damaged or crafted: its header {what}; restore it or delete the version")
 
@@ -241,7 +233,7 @@ def _header(value: Any, where: str) -> dict:
         raise bad("has no entry count")
     if type(value.get("meta", {})) is not dict:
         raise bad("has meta that is not a map")
-    if type(packs) is not list or not all(type(p) is str and _PACK_ID.fullmatch(p) for p in packs):
+    if type(packs) is not list or not all(is_pack_id(p) for p in packs):
         raise bad("lists a pack id that is not 32 hex digits")
     return value
 
@@ -288,7 +280,7 @@ def _entry(row: Any, packs: list[str], pack_min: int, order: PathOrder) -> FileE
     return FileEntry(path, size, mode, mtime_ns, digest, refs, url, etag, src)
 
 
-def iter_decode(data: bytes, where: str) -> tuple[dict, Iterator[FileEntry]]:
+def iter_decode(data: bytes, where: str) -> tuple[dict[str, Any], Iterator[FileEntry]]:
     """Verify and decode lazily: (header, entries in path order); any fault is ``IntegrityError``.
 
     The checksum covers the whole manifest; each entry is validated as it is
@@ -296,7 +288,9 @@ def iter_decode(data: bytes, where: str) -> tuple[dict, Iterator[FileEntry]]:
     """
     body = _body(data, where)
     reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body))
-    unpacker = msgpack.Unpacker(reader, raw=False, max_buffer_size=256 << 20, **_LIMITS)
+    unpacker = msgpack.Unpacker(reader, raw=False, max_buffer_size=256 << 20, max_str_len=_LIMITS["max_str_len"],
+                                max_bin_len=_LIMITS["max_bin_len"], max_array_len=_LIMITS["max_array_len"],
+                                max_map_len=_LIMITS["max_map_len"], max_ext_len=_LIMITS["max_ext_len"])
     try:
         header = _header(next(unpacker), where)
     except StopIteration:
@@ -328,7 +322,7 @@ def iter_decode(data: bytes, where: str) -> tuple[dict, Iterator[FileEntry]]:
     return header, entries()
 
 
-def decode(data: bytes, where: str) -> tuple[dict, list[FileEntry]]:
+def decode(data: bytes, where: str) -> tuple[dict[str, Any], list[FileEntry]]:
     """Verify and decode a whole manifest: (header, entries in path order)."""
     header, it = iter_decode(data, where)
     return header, list(it)

@@ -40,14 +40,6 @@ def _compressor() -> zstandard.ZstdCompressor:
     return zc
 
 
-def pack_key(pack_id: str) -> str:
-    return f"packs/{pack_id[:2]}/{pack_id}"
-
-
-def index_key(pack_id: str) -> str:
-    return f"index/{pack_id}"
-
-
 @dataclass(frozen=True, slots=True)
 class PackedChunk:
     """Where one chunk sits inside a pack."""
@@ -132,7 +124,7 @@ def footer_from_tail(tail: bytes, where: str) -> int:
     length, magic = _TRAILER.unpack(tail[-_TRAILER.size:])
     if magic != MAGIC:
         raise IntegrityError(f"{where} is not a mountfs pack (bad trailer)")
-    return length
+    return int(length)
 
 
 TRAILER_SIZE = _TRAILER.size

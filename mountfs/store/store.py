@@ -6,15 +6,16 @@ import logging
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from ..backends import Backend, open_backend
 from ..backends.retry import RetryingBackend
-from ..errors import IntegrityError, ObjectNotFound
+from ..errors import IntegrityError, ObjectNotFound, UsageError
 from . import manifest as manifest_codec
 from .format import ChunkParams, read_or_init
 from .manifest import ChunkRef, FileEntry
-from .packs import decode_chunk, decode_footer, index_key, pack_key
+from .layout import INDEX, Manifest, Pack, PackIndex, parse_pack_key
+from .packs import PackedChunk, decode_chunk, decode_footer
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -23,10 +24,6 @@ log = logging.getLogger(__name__)
 
 #: two chunks of one pack closer than this are fetched by one ranged read
 COALESCE_GAP = 1 << 20
-
-
-def manifest_key(dataset_id: str) -> str:
-    return f"datasets/{dataset_id}/manifest"
 
 
 class Store:
@@ -38,6 +35,7 @@ class Store:
         self.params: ChunkParams = read_or_init(backend, create=create)
         self._index: dict[bytes, ChunkRef] = {}
         self._indexed_packs: set[str] = set()
+        self._skipped_indexes: set[str] = set()  # index keys already warned about
         self._lock = threading.Lock()
 
     @classmethod
@@ -49,15 +47,28 @@ class Store:
     def chunk_index(self, refresh: bool = True) -> dict[bytes, ChunkRef]:
         """digest -> location of every chunk the store holds (new index objects are read on refresh)."""
         if refresh:
-            new = [o.key[len("index/"):] for o in self.backend.list("index/")]
-            new = [p for p in new if p not in self._indexed_packs]
+            new = [h for h in self._listed_indexes() if h.pack_id not in self._indexed_packs]
             if new:
                 with ThreadPoolExecutor(8) as pool:
-                    for pack_id, footer in zip(new, pool.map(lambda p: self.backend.get(index_key(p)), new)):
-                        self.add_to_index(pack_id, decode_footer(footer, index_key(pack_id)))
+                    for h, footer in zip(new, pool.map(lambda h: self.backend.get(h.key), new)):
+                        self.add_to_index(h.pack_id, decode_footer(footer, h.key))
         return self._index
 
-    def add_to_index(self, pack_id: str, entries) -> None:
+    def _listed_indexes(self) -> Iterator[PackIndex]:
+        """The store's index objects; one named for no pack id is skipped with a warning (once): a chunk
+        indexed under it would put a pack id that no manifest may hold into the next version's manifest."""
+        for o in self.backend.list(INDEX):
+            try:
+                handle = parse_pack_key(o.key)
+            except UsageError as exc:
+                handle = None
+                if o.key not in self._skipped_indexes:
+                    self._skipped_indexes.add(o.key)
+                    log.warning("store %s: skipping index object %s: %s", self.url, o.key, exc)
+            if isinstance(handle, PackIndex):
+                yield handle
+
+    def add_to_index(self, pack_id: str, entries: Iterable[PackedChunk]) -> None:
         with self._lock:
             for e in entries:
                 self._index.setdefault(e.digest, ChunkRef(e.digest, e.size, pack_id, e.offset, e.length, e.codec))
@@ -65,16 +76,20 @@ class Store:
 
     # --- reading chunks ----------------------------------------------------
 
-    def read_chunk(self, ref: ChunkRef) -> bytes:
+    def read_chunk(self, ref: ChunkRef) -> bytes | memoryview:
         """Fetch one chunk and verify it; a damaged read is retried once, then ``IntegrityError``."""
         return self.read_chunks([ref])[ref.digest]
 
-    def read_chunks(self, refs: Iterable[ChunkRef]) -> dict[bytes, bytes]:
-        """Fetch many chunks with as few ranged reads as possible; all verified."""
+    def read_chunks(self, refs: Iterable[ChunkRef]) -> dict[bytes, bytes | memoryview]:
+        """Fetch many chunks with as few ranged reads as possible; all verified.
+
+        Uncompressed chunks are views into the ranged read's buffer: copying
+        them to ``bytes`` would cost a second pass over every byte read.
+        """
         by_pack: dict[str, list[ChunkRef]] = defaultdict(list)
         for r in refs:
             by_pack[r.pack].append(r)
-        out: dict[bytes, bytes] = {}
+        out: dict[bytes, bytes | memoryview] = {}
         for pack_id, group in by_pack.items():
             group.sort(key=lambda r: r.offset)
             run: list[ChunkRef] = []
@@ -89,8 +104,8 @@ class Store:
                 self._read_run(pack_id, run, out)
         return out
 
-    def _read_run(self, pack_id: str, run: list[ChunkRef], out: dict[bytes, bytes]) -> None:
-        key = pack_key(pack_id)
+    def _read_run(self, pack_id: str, run: list[ChunkRef], out: dict[bytes, bytes | memoryview]) -> None:
+        key = Pack(pack_id).key
         start = run[0].offset
         for attempt in (1, 2):
             try:
@@ -108,10 +123,10 @@ class Store:
 
     # --- manifests ---------------------------------------------------------
 
-    def put_manifest(self, dataset_id: str, entries: Iterable[FileEntry], meta: dict | None = None) -> bytes:
+    def put_manifest(self, dataset_id: str, entries: Iterable[FileEntry], meta: dict[str, Any] | None = None) -> bytes:
         """Write a version's manifest; returns its trailing checksum (recorded in the dataset record)."""
         data = manifest_codec.encode(entries, meta=meta)
-        self.backend.put(manifest_key(dataset_id), data)
+        self.backend.put(Manifest(dataset_id).key, data)
         return data[-16:]
 
     def get_manifest(self, dataset_id: str, digest: str) -> list[FileEntry]:
@@ -125,7 +140,7 @@ class Store:
         must be the one its record was finalized with, not another version's
         manifest copied over it or one rewritten since.
         """
-        key = manifest_key(dataset_id)
+        key = Manifest(dataset_id).key
         where = f"{self.url}/{key}"
         try:
             data = self.backend.get(key)

@@ -7,10 +7,11 @@ import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Container, Iterable, Iterator
 
-from .packs import PackBuilder, encode_chunk, index_key, pack_key
 from ..backends.base import Staged
+from .layout import Pack, PackIndex
+from .packs import PackBuilder, PackedChunk, encode_chunk
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,9 @@ log = logging.getLogger(__name__)
 MAX_PACK_CHUNKS = 16384
 
 #: a source is the list of its chunks (digest, size) and a function yielding (digest, bytes)
-ChunkSource = tuple[list[tuple[bytes, int]], Callable[[], Iterator[tuple[bytes, bytes]]]]
+ChunkList = list[tuple[bytes, int]]
+ChunkReader = Callable[[], Iterator[tuple[bytes, bytes | memoryview]]]
+ChunkSource = tuple[ChunkList, ChunkReader]
 
 
 @dataclass
@@ -41,7 +44,7 @@ READ_AHEAD_DEPTH = 256
 READ_AHEAD_BYTES = 8 << 20
 
 
-def _read_ahead(sources: Iterable[ChunkSource], known: dict, read_workers: int) -> Iterator[ChunkSource]:
+def _read_ahead(sources: Iterable[ChunkSource], known: Container[bytes], read_workers: int) -> Iterator[ChunkSource]:
     """The same sources in the same order, small ones already read by a pool of threads.
 
     Reading a million small files one after another waits on the disk once per
@@ -49,12 +52,12 @@ def _read_ahead(sources: Iterable[ChunkSource], known: dict, read_workers: int) 
     the store already has are not read at all.
     """
     with ThreadPoolExecutor(read_workers) as pool:
-        queue: deque[tuple[list, object, int]] = deque()
+        queue: deque[tuple[ChunkList, Future[list[tuple[bytes, bytes | memoryview]]] | ChunkReader, int]] = deque()
         ahead = 0  # bytes read ahead and not yet handed on
         for chunk_list, read in sources:
             size = sum(n for _, n in chunk_list)
             if size <= READ_AHEAD_MAX and any(d not in known for d, _ in chunk_list):
-                queue.append((chunk_list, pool.submit(lambda r=read: list(r())), size))
+                queue.append((chunk_list, pool.submit(_read_all, read), size))
                 ahead += size
             else:
                 queue.append((chunk_list, read, 0))
@@ -67,7 +70,11 @@ def _read_ahead(sources: Iterable[ChunkSource], known: dict, read_workers: int) 
             yield _resolved(chunk_list, got)
 
 
-def _resolved(chunk_list: list, read_or_future) -> ChunkSource:
+def _read_all(read: ChunkReader) -> list[tuple[bytes, bytes | memoryview]]:
+    return list(read())
+
+
+def _resolved(chunk_list: ChunkList, read_or_future: Future[list[tuple[bytes, bytes | memoryview]]] | ChunkReader) -> ChunkSource:
     if isinstance(read_or_future, Future):
         data = read_or_future.result()
         return chunk_list, lambda: iter(data)
@@ -96,10 +103,11 @@ def upload_chunks(
     slots = threading.BoundedSemaphore(max_workers)
     # and packs written but not yet made durable (page cache, not our memory)
     unsynced = threading.BoundedSemaphore(UNSYNCED_PACKS)
-    futures: list[Future] = []
+    # a shipped pack's future yields its commit's future, which is then awaited in turn
+    futures: list[Future[Future[None]] | Future[None]] = []
     commits = ThreadPoolExecutor(max_workers, thread_name_prefix="commit")
 
-    def ship(raw: list[tuple[bytes, bytes]]) -> Future:
+    def ship(raw: list[tuple[bytes, bytes | memoryview]]) -> Future[None]:
         try:
             builder = PackBuilder()
             for digest, data in raw:
@@ -109,7 +117,7 @@ def upload_chunks(
             del raw[:]
             unsynced.acquire()
             try:
-                staged = store.backend.stage_parts(pack_key(pack_id), parts)
+                staged = store.backend.stage_parts(Pack(pack_id).key, parts)
             except BaseException:
                 unsynced.release()
                 raise
@@ -117,14 +125,14 @@ def upload_chunks(
             slots.release()
         return commits.submit(commit, staged, pack_id, sum(len(p) for p in parts), footer, entries)
 
-    def commit(staged: Staged, pack_id: str, size: int, footer: bytes, entries: list) -> None:
+    def commit(staged: Staged, pack_id: str, size: int, footer: bytes, entries: list[PackedChunk]) -> None:
         # the pack is durable before its index says it exists: a crash in
         # between costs a re-send, never a chunk indexed but missing
         try:
             staged.commit()
         finally:
             unsynced.release()
-        store.backend.put(index_key(pack_id), footer)
+        store.backend.put(PackIndex(pack_id).key, footer)
         store.add_to_index(pack_id, entries)
         with lock:
             # indexed now: `known` answers for them, `seen` need not hold them any longer
@@ -143,7 +151,7 @@ def upload_chunks(
 
     pool = ThreadPoolExecutor(max_workers, thread_name_prefix="pack")
     try:
-        pending: list[tuple[bytes, bytes]] = []
+        pending: list[tuple[bytes, bytes | memoryview]] = []
         pending_bytes = 0
 
         def flush() -> None:

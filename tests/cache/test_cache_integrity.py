@@ -265,6 +265,7 @@ def test_the_cli_on_a_read_only_cache_says_one_line_and_no_destructive_advice(tm
 @pytest.mark.allow_warnings  # last-use times lost once, asserted below
 def test_a_full_index_is_a_clear_error_and_cached_chunks_are_still_served(tmp_path: Path, monkeypatch, caplog) -> None:
     monkeypatch.setattr(env_mod, "MAP_SIZE", 256 << 10)  # a real LMDB map, small enough to fill
+    monkeypatch.setattr(env_mod, "MAX_MAP_SIZE", 256 << 10)  # and not allowed to grow (test_env.py grows it)
     monkeypatch.setattr(chunks_mod, "_FLUSH_SECONDS", 1e9)
     folder = tmp_path / "cache"
     with ChunkCache(str(folder), 1 << 40) as c:

@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 from mountfs.cache import CacheUnusable, ChunkCache
 from mountfs.cache import chunks as chunks_mod
 from mountfs.cache.env import open_env, release_env
-from mountfs.errors import IntegrityError, LocalDiskError, MountfsError
+from mountfs.errors import DiskFull, IntegrityError, LocalDiskError, MountfsError
 
 
 def chunk(i: int, size: int | None = None) -> tuple[bytes, bytes]:
@@ -314,7 +314,7 @@ def test_threads_stay_consistent(open_cache):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tiny tmpfs needs root")
-def test_disk_full_raises_local_disk_error_and_leaves_no_temp(open_cache, tmp_path):
+def test_disk_full_raises_disk_full_and_leaves_no_temp(open_cache, tmp_path):
     import subprocess
 
     tmp = tmp_path / "cache" / "tmp"
@@ -324,7 +324,7 @@ def test_disk_full_raises_local_disk_error_and_leaves_no_temp(open_cache, tmp_pa
     try:
         cache = open_cache()
         data, d = chunk(7, size=256 << 10)
-        with pytest.raises(LocalDiskError, match="no space left"):
+        with pytest.raises(DiskFull, match="no space left"):  # ENOSPC at a mount (fs/errnos.py)
             cache.put(d, data)
         assert os.listdir(tmp) == [] and not cache.contains(d)
     finally:
@@ -531,3 +531,137 @@ def test_read_many_reads_each_file_once_and_leaves_out_damage(open_cache, monkey
     assert len(reads) == 3 + 2  # (the second file's 3000-byte chunks are a span each)
     assert dict(pair for batch in handed for pair in batch) == {d: data for data, d in first[:2] + second}
     assert all(cache.read(d, 0, 100) is None for _, d in first)  # the reads that want them fetch again
+
+
+# --- chunks being read are pinned ---------------------------------------------------------
+
+
+def _evicting_reads(cache: ChunkCache, monkeypatch) -> list[int]:
+    """Make each read of a cache file first wait for an eviction of everything, run by
+    another thread (a put under pressure elsewhere in the process); return what each freed."""
+    plain = cache._read_file
+    freed: list[int] = []
+
+    def read_file(fid: bytes, offset: int, length: int) -> bytes:
+        t = threading.Thread(target=lambda: freed.append(cache.evict(0)))
+        t.start()
+        t.join(30)
+        assert not t.is_alive(), "the eviction hung"
+        return plain(fid, offset, length)
+
+    monkeypatch.setattr(cache, "_read_file", read_file)
+    return freed
+
+
+@pytest.mark.parametrize("how", ["read", "get", "read_many"])
+def test_a_chunk_being_read_is_not_evicted_under_the_read(open_cache, monkeypatch, how):
+    cache = open_cache(max_size=1 << 20)
+    items = [chunk(i, 1000) for i in range(5)]
+    for data, d in items:
+        cache.put(d, data)  # five files
+    data, d = items[2]
+    freed = _evicting_reads(cache, monkeypatch)
+    if how == "read":
+        assert cache.read(d, 10, 100) == data[10:110]
+    elif how == "get":
+        assert cache.get(d) == data
+    else:  # a read-ahead of two chunks pins both for its whole duration
+        got: list[tuple[bytes, bytes]] = []
+        assert cache.read_many([d, items[0][1]], got.extend) == 2
+        assert sorted(got) == sorted([(d, data), items[0][::-1]])
+    kept = {d: 1000} if how != "read_many" else {d: 1000, items[0][1]: 1000}
+    assert freed[0] == 5000 - 1000 * len(kept)  # everything but the files being read
+    monkeypatch.undo()
+    assert check_consistent(cache) == kept
+    assert cache.stats()["corrupt"] == 0 and cache._pins.idle()
+    assert cache.evict(0) == 1000 * len(kept)  # unpinned once the read is over
+    assert check_consistent(cache) == {}
+
+
+def test_a_read_that_pins_while_an_eviction_commits_keeps_the_file_until_it_is_done(open_cache, monkeypatch):
+    """The eviction decided without the pin (it was not there yet) and removed the entry,
+    but the read looked the entry up before that committed: the file is deleted only once
+    the read let go of it."""
+    cache = open_cache()
+    data, d = chunk(1, 1000)
+    cache.put(d, data)
+    decided, looked_up, evicted = threading.Event(), threading.Event(), threading.Event()
+    plain_batch, plain_read = cache._evict_batch, cache._read_file
+
+    def batch(txn, target, resume):
+        out = plain_batch(txn, target, resume)
+        if out[0]:
+            decided.set()
+            assert looked_up.wait(10)  # the read pinned and looked up before this commits
+        return out
+
+    def read_file(fid: bytes, offset: int, length: int) -> bytes:
+        looked_up.set()
+        assert evicted.wait(10)  # the eviction has committed and is over
+        assert os.path.exists(cache._file_path(fid))
+        return plain_read(fid, offset, length)
+
+    monkeypatch.setattr(cache, "_evict_batch", batch)
+    monkeypatch.setattr(cache, "_read_file", read_file)
+    freed: list[int] = []
+
+    def evict() -> None:
+        freed.append(cache.evict(0))
+        evicted.set()
+
+    t = threading.Thread(target=evict)
+    t.start()
+    try:
+        assert decided.wait(10)
+        assert cache.read(d, 0, 1000) == data
+    finally:
+        t.join(30)
+    assert freed == [1000] and not cache.contains(d)
+    monkeypatch.undo()
+    assert cache._pins.idle() and check_consistent(cache) == {}  # the file went with the read
+
+
+def test_pins_of_concurrent_reads_and_evictions_never_lose_a_read(open_cache):
+    """Threads reading chunks while others put and evict all the time: a read of a chunk
+    the cache held when the read began never misses because of an eviction here."""
+    cache = open_cache(max_size=20_000)
+    keep = [chunk(i, 3000) for i in range(4)]
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def reader(k: int) -> None:
+        try:
+            rng = random.Random(k)
+            for _ in range(300):
+                data, d = rng.choice(keep)
+                cache.put(d, data)
+                # between the put and the read an eviction may take it (a miss, fine);
+                # once read() found it, it returns every byte
+                got = cache.read(d, 5, 2000)
+                assert got is None or got == data[5:2005]
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    def churn() -> None:
+        try:
+            i = 100
+            while not stop.is_set():
+                data, d = chunk(i, 4000)
+                cache.put(d, data)
+                cache.evict(0)
+                i += 1
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    readers = [threading.Thread(target=reader, args=(k,)) for k in range(3)]
+    churner = threading.Thread(target=churn)
+    for t in readers + [churner]:
+        t.start()
+    for t in readers:
+        t.join(60)
+    stop.set()
+    churner.join(60)
+    assert errors == [] and cache.stats()["corrupt"] == 0
+    assert cache._pins.idle()
+    cache.evict(0)
+    assert check_consistent(cache) == {}

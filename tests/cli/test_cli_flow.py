@@ -1,14 +1,13 @@
-"""The CLI end to end, in-process: build versions, read them back, copy and verify them."""
+"""The CLI end to end, in-process: build versions, read them back, copy and verify them.
+
+Each command's own cases are in the test file of its module: test_datasets.py, test_browse.py,
+test_common.py, test_draft.py, test_main.py, test_output.py.
+"""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
-import click
-
-from mountfs.cli.common import Command, ListOption, _expand_list_options
 from mountfs.cli.draft import STATE_FILE
 
 
@@ -79,21 +78,6 @@ def test_full_flow(env, mountfs):
     assert mountfs.json("info", "--id", ds_id)["status"] == "published"
 
 
-def test_verify_reports_failing_files(env, mountfs):
-    ds_id = _create(mountfs, "--project", "p", "--name", "n")
-    mountfs("add", "--files", env.data)
-    mountfs("close")
-    copy = env.work / "copy"
-    mountfs("get", "--id", ds_id, "--copy", copy)
-    (copy / "train" / "img_0002.jpg").write_bytes(b"\xff\xd8jpeg-TWO" * 200)  # same size, other bytes
-    os.remove(copy / "labels.csv")
-    result = mountfs("verify", "--id", ds_id, "--local-copy", copy, code=6)
-    assert result.stdout.splitlines() == ["labels.csv", "train/img_0002.jpg"]
-    assert result.stderr.startswith("mountfs: error: 2 of 4 file(s) failed verification")
-    # sizes only: the rewritten image passes, the missing file does not
-    assert mountfs("verify", "--id", ds_id, "--local-copy", copy, "--skip-hash", code=6).stdout.splitlines() == ["labels.csv"]
-
-
 def test_child_version_with_parents_and_remove(env, mountfs):
     parent = _create(mountfs, "--project", "p", "--name", "n")
     mountfs("add", "--files", env.data)
@@ -123,56 +107,3 @@ def test_child_version_with_parents_and_remove(env, mountfs):
     assert (ro / "train" / "img_0001.jpg").read_bytes() == b"changed"
     mountfs("verify", "--id", parent, child)
     assert [d["id"] for d in mountfs.json("search", "--tags", "v2")] == [child]
-
-
-def test_remembered_draft(env, mountfs):
-    ds_id = _create(mountfs, "--project", "p", "--name", "n")
-    state = json.loads((env.work / STATE_FILE).read_text())
-    assert state["id"] == ds_id and state["version"] == "1.0.0"
-
-    mountfs("add", "--files", env.data / "labels.csv")
-    assert mountfs.json("list") == [{"path": "labels.csv", "size": (env.data / "labels.csv").stat().st_size}]
-    assert mountfs.json("search") == []  # drafts only with --all
-    assert [(d["id"], d["status"]) for d in mountfs.json("search", "--all")] == [(ds_id, "draft")]
-    mountfs("upload", "--no-compression")
-    assert mountfs.json("info")["status"] == "uploaded"
-    mountfs("close", "--no-upload")  # nothing pending: allowed
-    assert not (env.work / STATE_FILE).exists()
-    assert mountfs.json("info", "--id", ds_id)["status"] == "completed"
-    # closing again by id is harmless
-    assert "already finalized" in mountfs("close", "--id", ds_id).stdout
-
-
-def test_storage_option_sets_the_store(env, mountfs, tmp_path):
-    other = tmp_path / "other-store"
-    ds_id = _create(mountfs, "--project", "p", "--name", "n")  # in the default (env) store
-    mountfs("add", "--files", env.data)
-    mountfs("close")
-    other_id = mountfs("--storage", other, "create", "--project", "q", "--name", "m").stdout.strip()
-    mountfs("--storage", other, "add", "--files", env.data / "labels.csv")
-    mountfs("--storage", other, "close")
-    assert [d["id"] for d in mountfs.json("--storage", other, "search")] == [other_id]
-    assert [d["id"] for d in mountfs.json("search")] == [ds_id]
-    assert (other / "datasets" / other_id).is_dir()
-
-
-def test_help_and_version(mountfs):
-    assert "Commands:" in mountfs("--help").stdout
-    assert mountfs("--version").stdout.strip() == "mountfs 0.1.0"
-    for cmd in ("create", "add", "remove", "upload", "close", "finalize", "publish", "list", "search", "info", "get", "verify"):
-        assert "Usage: mountfs" in mountfs(cmd, "--help").stdout
-
-
-def test_list_options_take_several_values():
-    @click.command(cls=Command)
-    @click.option("--files", cls=ListOption)
-    @click.option("--tags", cls=ListOption)
-    @click.option("--flag", is_flag=True)
-    def cmd(files, tags, flag):
-        pass
-
-    assert _expand_list_options(cmd, ["--files", "a", "b", "--flag", "--tags", "x", "--files=c", "d", "--", "e"]) == [
-        "--files", "a", "--files", "b", "--flag", "--tags", "x", "--files=c", "--files", "d", "--", "e"
-    ]
-    ctx = cmd.make_context("cmd", ["--files", "a", "b", "--tags", "x", "y", "--files", "c"])
-    assert ctx.params["files"] == ("a", "b", "c") and ctx.params["tags"] == ("x", "y")

@@ -170,6 +170,43 @@ def build(project: str, name: str, src: Path | None, version: str | None = None,
     return ds
 
 
+def move_version(dataset_id: str, project: str, name: str) -> None:
+    """Rename or move a version the way a store writer would: its record rewritten, its pointer moved."""
+    from dataclasses import replace
+
+    from mountfs.session import current
+
+    catalog = current().catalog
+    rec = catalog.get(dataset_id)
+    catalog.claim(project, name, rec.version, dataset_id)
+    catalog.put(replace(rec, project=project, name=name))
+    catalog.release(rec.project, rec.name, rec.version)
+
+
+def delete_version(dataset_id: str) -> tuple[str, str, str]:
+    """Delete a version from the catalog (its pointer; the record and packs stay); returns its place."""
+    from mountfs.session import current
+
+    catalog = current().catalog
+    rec = catalog.get(dataset_id)
+    catalog.release(rec.project, rec.name, rec.version)
+    return rec.project, rec.name, rec.version
+
+
+def restore_version(dataset_id: str, place: tuple[str, str, str]) -> None:
+    """Put a deleted version's pointer back."""
+    from mountfs.session import current
+
+    current().catalog.claim(place[0], place[1], place[2], dataset_id)
+
+
+def wait_refreshes(d: "Daemon", count: int = 2, timeout: float = 30.0) -> None:
+    """Wait until the catalog daemon ``d`` has completed ``count`` more refreshes: the last one
+    started after this call, so it saw everything written to the store before it."""
+    start = d.status()["catalog"]["refreshes"]
+    wait_for(lambda: d.status()["catalog"]["refreshes"] >= start + count, timeout, f"{count} catalog refreshes")
+
+
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.1) -> Any:
     deadline = time.monotonic() + timeout
     while True:

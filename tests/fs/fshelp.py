@@ -39,3 +39,13 @@ def tiny(tmp_path: Path, tag: str) -> Path:
     d = tmp_path / "tiny" / tag.replace("/", "_")
     write(d / "file.txt", f"content of {tag}\n".encode())
     return d
+
+
+def move_version(catalog, dataset_id: str, project: str, name: str) -> None:
+    """Rename or move a version the way a store writer would: its record rewritten, its pointer moved."""
+    from dataclasses import replace
+
+    rec = catalog.get(dataset_id)
+    catalog.claim(project, name, rec.version, dataset_id)
+    catalog.put(replace(rec, project=project, name=name))
+    catalog.release(rec.project, rec.name, rec.version)

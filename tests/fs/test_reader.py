@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import random
+import subprocess
 import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import trio
@@ -15,11 +19,12 @@ from fshelp import build, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mountfs.cache import ChunkCache
 from mountfs.cache.filetable import FileTables
 from mountfs.errors import IntegrityError
 from mountfs.fs.reader import Reader
 from mountfs.fs.tree import ROOT, Tree
-from mountfs.store.packs import pack_key
+from mountfs.store.layout import Pack
 
 BIG = 6 << 20  # several content-defined chunks (min 512 KiB, avg 1 MiB)
 
@@ -263,7 +268,7 @@ def _corrupt(setup: Setup, rel: str, chunk: int) -> tuple[Path, bytes, bytes]:
     """Flip bytes inside one stored chunk of ``rel``; return (pack path, original pack, digest)."""
     _, node = setup.tree.file(setup.ino[rel])
     c = node.chunks[chunk]
-    path = Path(setup.session.config.store) / pack_key(c.pack)
+    path = Path(setup.session.config.store) / Pack(c.pack).key
     original = path.read_bytes()
     damaged = bytearray(original)
     for k in range(c.offset + c.length // 3, c.offset + c.length // 3 + 16):
@@ -300,7 +305,7 @@ def test_corrupted_pack_raises_never_wrong_bytes(setup: Setup) -> None:
 @pytest.mark.allow_warnings
 def test_missing_pack_raises(setup: Setup) -> None:
     _, node = setup.tree.file(setup.ino["text.txt"])
-    path = Path(setup.session.config.store) / pack_key(node.chunks[0].pack)
+    path = Path(setup.session.config.store) / Pack(node.chunks[0].pack).key
     moved = path.with_name(path.name + ".away")
     path.rename(moved)
     try:
@@ -309,3 +314,192 @@ def test_missing_pack_raises(setup: Setup) -> None:
     finally:
         moved.rename(path)
     assert setup.read_all([("text.txt", 0, 10)]) == [setup.files["text.txt"][:10]]
+
+
+# --- eviction racing reads; a full cache disk ---------------------------------------------
+
+
+@contextlib.contextmanager
+def _store_away(setup: Setup) -> Iterator[None]:
+    """Every pack of the version moved out of the store's reach (a fetch now fails)."""
+    packs = {c.pack for rel in setup.files for c in setup.tree.file(setup.ino[rel])[1].chunks}
+    paths = [Path(setup.session.config.store) / Pack(p).key for p in packs]
+    for p in paths:
+        p.rename(p.with_name(p.name + ".away"))
+    try:
+        yield
+    finally:
+        for p in paths:
+            p.with_name(p.name + ".away").rename(p)
+
+
+def _one_read(setup: Setup, cache: ChunkCache, rel: str, off: int, size: int) -> bytes | memoryview:
+    async def main() -> bytes | memoryview:
+        async with trio.open_nursery() as nursery:
+            out = await Reader(setup.tree, cache, nursery).read(setup.ino[rel], off, size)
+            nursery.cancel_scope.cancel()
+            return out
+
+    return trio.run(main)
+
+
+def test_an_eviction_while_a_chunk_is_read_from_its_cache_file_never_fails_the_read(
+        setup: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another thread evicts everything (a put under pressure) just as a read opens a chunk's
+    cache file: the chunk is pinned, so its file stays and the read gets its bytes without
+    the store (which is out of reach here: fetching the chunk again would fail)."""
+    cache = setup.cache
+    plain = cache._read_file
+    evictions: list[int] = []
+
+    def evict_first(fid: bytes, offset: int, length: int) -> bytes:
+        t = threading.Thread(target=lambda: evictions.append(cache.evict(0)))
+        t.start()
+        t.join(30)
+        assert not t.is_alive()
+        return plain(fid, offset, length)
+
+    # inside one chunk and not at offset 0: no read-ahead, so nothing else wants the store
+    reads = [("big.bin", setup.chunk_bounds("big.bin")[1] + 77, 5000), ("small/b.bin", 3, 60_000),
+             ("text.txt", 10, 100)]
+    for rel, off, size in reads:
+        monkeypatch.setattr(cache, "_read_file", plain)
+        for other, data in setup.files.items():  # everything cached (again: the last eviction took it)
+            assert setup.read_all([(other, 0, len(data) + 1)]) == [data]
+        monkeypatch.setattr(cache, "_read_file", evict_first)
+        with _store_away(setup):
+            assert bytes(_one_read(setup, cache, rel, off, size)) == setup.files[rel][off:off + size], rel
+    assert len(evictions) == len(reads) and all(evictions)  # it did evict (everything but the pinned file)
+    monkeypatch.setattr(cache, "_read_file", plain)
+    # once the read let go, the file of the pinned chunk goes at the next eviction like any other
+    cache.evict(0)
+    assert cache.stats()["size"] == 0
+    assert not [p for p in Path(cache._chunk_dir).rglob("*") if p.is_file()]
+
+
+def test_chunks_read_ahead_into_memory_are_served_after_their_cache_files_are_evicted(setup: Setup) -> None:
+    """Read-ahead took the next files of a folder from their cache files into memory; then
+    they were evicted.  The reads that follow get the bytes from memory (not from the store,
+    out of reach here), and the chunks are put back in the cache."""
+    setup.read_all([("small/a.txt", 0, 4096)])  # fetches the folder into the cache
+    nxt = ("small/b.bin", "small/c.bin", "u.bin")
+    digests = [c.digest for rel in nxt for c in setup.tree.file(setup.ino[rel])[1].chunks]
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            reader = Reader(setup.tree, setup.cache, nursery)
+            assert await reader.read(setup.ino["small/a.txt"], 0, 4096) == setup.files["small/a.txt"]
+            with trio.fail_after(10):
+                while reader.stats.cache_loads < len(nxt):
+                    await trio.sleep(0.01)
+            assert setup.cache.evict(0) > 0
+            assert not any(setup.cache.contains(d) for d in digests)
+            with _store_away(setup):
+                for rel in nxt:
+                    assert await reader.read(setup.ino[rel], 0, 1 << 20) == setup.files[rel]
+                assert reader.stats.errors == 0 and reader.stats.hot_hits == len(nxt)
+                with trio.fail_after(10):  # put back in the background
+                    while not all(setup.cache.contains(d) for d in digests):
+                        await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def test_reads_racing_eviction_in_a_tiny_cache_are_all_correct(setup: Setup, tmp_path: Path) -> None:
+    """A cache capped far below one chunk, another thread evicting all the time, readers at
+    random offsets and front to back, all at once: every byte right, no error, no warning."""
+    names = [rel for rel in setup.files if setup.files[rel]]
+    rng = random.Random(11)
+    reads: list[tuple[str, int, int]] = []
+    for _ in range(150):
+        rel = rng.choice(names)
+        off = rng.randrange(len(setup.files[rel]))
+        reads.append((rel, off, rng.choice([1, 4096, 128 << 10, 1 << 20])))
+    for rel in names:  # whole files in slices, as FUSE asks
+        reads += [(rel, off, 128 << 10) for off in range(0, len(setup.files[rel]), 128 << 10)]
+    tiny = ChunkCache(str(tmp_path / "tiny-cache"), 256 << 10)
+    stop = threading.Event()
+    evicted = [0]
+
+    def evictor() -> None:
+        while not stop.is_set():
+            evicted[0] += tiny.evict(0)
+
+    t = threading.Thread(target=evictor)
+    t.start()
+    try:
+        for rnd in range(3):
+            results: dict[int, bytes] = {}
+
+            async def main() -> None:
+                async with trio.open_nursery() as nursery:
+                    reader = Reader(setup.tree, tiny, nursery)
+
+                    async def sequential(rel: str) -> None:
+                        for i, (r, off, size) in enumerate(reads):
+                            if r == rel and size == 128 << 10 and off % (128 << 10) == 0 and i >= 150:
+                                results[i] = bytes(await reader.read(setup.ino[r], off, size))
+
+                    async def one(i: int) -> None:
+                        r, off, size = reads[i]
+                        results[i] = bytes(await reader.read(setup.ino[r], off, size))
+
+                    async with trio.open_nursery() as inner:
+                        for i in range(150):
+                            inner.start_soon(one, i)
+                        for rel in names:
+                            inner.start_soon(sequential, rel)
+                    assert reader.stats.errors == 0
+                    nursery.cancel_scope.cancel()
+
+            trio.run(main)
+            assert len(results) == len(reads), rnd
+            for i, (rel, off, size) in enumerate(reads):
+                assert results[i] == setup.files[rel][off:off + size], (rnd, rel, off, size)
+    finally:
+        stop.set()
+        t.join(60)
+        tiny.close()
+    assert evicted[0] > 0
+
+
+def _tmpfs(path: Path, size: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                   check=True, capture_output=True)
+
+
+@pytest.mark.allow_warnings  # the cache says once that it cannot store what was fetched
+def test_a_full_cache_disk_still_serves_fetched_bytes_and_says_so_once(
+        setup: Setup, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mnt = tmp_path / "small-disk"
+    try:
+        _tmpfs(mnt, "2m")
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"cannot mount a tmpfs here: {exc}")
+    try:
+        full = ChunkCache(str(mnt / "cache"), 1 << 40)
+        try:
+            reads = [(rel, 0, len(data) + 1) for rel, data in setup.files.items()] * 2
+
+            async def main() -> list[bytes]:
+                async with trio.open_nursery() as nursery:
+                    reader = Reader(setup.tree, full, nursery)
+                    out = [bytes(await reader.read(setup.ino[r], off, size)) for r, off, size in reads]
+                    assert reader.stats.errors == 0
+                    nursery.cancel_scope.cancel()
+                    return out
+
+            assert trio.run(main) == [setup.files[r] for r, _, _ in reads]
+            assert full.stats()["size"] < 2 << 20
+        finally:
+            full.close()
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+    warned = [r.getMessage() for r in caplog.get_records("call") if r.levelno >= logging.WARNING]
+    assert len(warned) == 1, warned
+    assert "serving them without caching" in warned[0] and "no space left" in warned[0], warned
+    assert str(mnt / "cache") in warned[0]

@@ -34,8 +34,7 @@ from mountfs.errors import IntegrityError, LocalDiskError, UsageError  # noqa: E
 from mountfs.session import current  # noqa: E402
 from mountfs.store import manifest  # noqa: E402
 from mountfs.store.manifest import MAX_DEPTH, FileEntry  # noqa: E402
-from mountfs.store.packs import pack_key  # noqa: E402
-from mountfs.store.store import manifest_key  # noqa: E402
+from mountfs.store.layout import Manifest, Pack  # noqa: E402
 
 VICTIM_TEXT = b"alice's own file\n"
 
@@ -54,7 +53,7 @@ def _final(tmp_path: Path, files: dict[str, bytes], name: str = "ds") -> Dataset
 def _replace_manifest(ds: Dataset, data: bytes) -> Dataset:
     """``data`` as the version's manifest, its digest in the record: what anyone who can write the store can do."""
     sess = current()
-    ds.storage.backend.put(manifest_key(ds.id), data)
+    ds.storage.backend.put(Manifest(ds.id).key, data)
     rec = sess.catalog.get(ds.id)
     rec.manifest_digest = data[-16:].hex()
     sess.catalog.put(rec)
@@ -141,7 +140,7 @@ def test_a_bad_path_is_refused_where_the_manifest_is_decoded(label: str, tmp_pat
     ds = _final(tmp_path, {"ok.txt": b"good bytes"})
     bad = BAD_PATHS[label]
     ds.storage.put_manifest(ds.id, _with_paths(_entries(ds)[0], bad))
-    ds = _replace_manifest(ds, ds.storage.backend.get(manifest_key(ds.id)))
+    ds = _replace_manifest(ds, ds.storage.backend.get(Manifest(ds.id).key))
     (tmp_path / "mutable").mkdir()
     _refused_everywhere(ds, manifest.quoted(bad), tmp_path)
 
@@ -182,7 +181,7 @@ def test_entries_out_of_order_are_refused(tmp_path: Path) -> None:
 
 def _header_and_rows(ds: Dataset) -> tuple[dict, list[list]]:
     """The version's manifest as the msgpack values it is framed from (what a crafter starts with)."""
-    header, entries = manifest.decode(ds.storage.backend.get(manifest_key(ds.id)), "x")
+    header, entries = manifest.decode(ds.storage.backend.get(Manifest(ds.id).key), "x")
     packs = header["packs"]
     rows = [[e.path, e.size, e.mode, e.mtime_ns, e.digest,
              [[c.digest, c.size, packs.index(c.pack), c.offset, c.length, c.codec] for c in e.chunks],
@@ -282,7 +281,7 @@ def test_a_manifest_copied_from_another_version_is_refused(tmp_path: Path) -> No
     a = _final(tmp_path, {"a.txt": b"version a"}, name="a")
     b = _final(tmp_path, {"b.txt": b"version b"}, name="b")
     store = a.storage.backend
-    store.put(manifest_key(a.id), store.get(manifest_key(b.id)))  # a valid manifest, of another version
+    store.put(Manifest(a.id).key, store.get(Manifest(b.id).key))  # a valid manifest, of another version
     fresh = Dataset.get(dataset_id=a.id)
     for read in (fresh.list_files, fresh.get_local_copy):
         with pytest.raises(IntegrityError, match=f"manifest of dataset {a.id} .* is not the one its record was finalized with"):
@@ -438,7 +437,7 @@ def test_a_failed_mutable_copy_leaves_no_zero_filled_files(target_existed: bool,
     ds = _final(tmp_path, {f"d{i % 3}/f{i}.bin": os.urandom(3000) for i in range(12)})
     packs = {c.pack for e in _entries(ds) for c in e.chunks}
     for p in packs:
-        ds.storage.backend.delete(pack_key(p))
+        ds.storage.backend.delete(Pack(p).key)
     target = tmp_path / "out" / "copy"
     target.parent.mkdir()
     (target.parent / "mine.txt").write_bytes(b"the user's")
@@ -464,7 +463,7 @@ def test_verify_names_exactly_the_damaged_files(tmp_path: Path, caplog: pytest.L
     assert len({c.pack for e in entries for c in e.chunks}) == 1  # one pack, one batch: all read together
     damaged = [entries[3], entries[7]]
     for e in damaged:
-        pack = Path(os.environ["MOUNTFS_STORE"]) / pack_key(e.chunks[0].pack)
+        pack = Path(os.environ["MOUNTFS_STORE"]) / Pack(e.chunks[0].pack).key
         data = bytearray(pack.read_bytes())
         data[e.chunks[0].offset + 5] ^= 0xFF
         pack.write_bytes(bytes(data))

@@ -1,0 +1,188 @@
+"""Closing a draft: uploading its new chunks, sealing it into a finalized version, publishing it.
+
+``send_pending`` and ``seal`` are also how ``lifecycle.squash`` builds its
+version directly, without a draft in between.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+from typing import Any, Callable, Iterator
+
+from ..backends import normalize_url
+from ..catalog import COMPLETED, PUBLISHED, UPLOADED, DatasetRecord
+from ..catalog.records import now_iso
+from ..errors import MountfsError, StateError
+from ..session import Session, default_workers, progress_bar
+from ..store import FileEntry
+from ..store.chunker import read_source_chunks
+from ..store.upload import ChunkSource, UploadStats, upload_chunks
+from .version import OTHER_STORE, Version, diff_tables, is_pending
+
+log = logging.getLogger(__name__)
+
+#: ``upload(chunk_size=None)``: target pack size
+DEFAULT_PACK_MIB = 32
+
+
+def pending_entries(version: Version) -> list[FileEntry]:
+    """The entries whose chunks the version's store still lacks, in path order (packs are written in it)."""
+    return sorted((e for e in version.table().values() if is_pending(e)), key=lambda e: e.path)
+
+
+def send_pending(
+    version: Version,
+    pending: list[FileEntry],
+    *,
+    compress: bool = True,
+    pack_size: int = DEFAULT_PACK_MIB << 20,
+    max_workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> UploadStats:
+    """Upload the chunks of ``pending`` that the store lacks, then point the entries at where they landed.
+
+    Transient store failures are retried per request by the store's retry
+    layer (``backends.retry.BUDGET``), the only one; an upload that fails
+    anyway can be run again, and sends only what did not land.
+    """
+    store = version.store
+    stats = upload_chunks(
+        store, (_chunk_source(version.session, e) for e in pending), compression=compress, pack_size=pack_size,
+        max_workers=default_workers(max_workers), progress=progress,
+    )
+    index = store.chunk_index(refresh=False)
+    for e in pending:
+        e.chunks = [index[c.digest] if c.digest in index else c for c in e.chunks]
+        e.src = ""
+    return stats
+
+
+def _chunk_source(sess: Session, e: FileEntry) -> ChunkSource:
+    """Where the upload reads ``e``'s chunks: another store (``OTHER_STORE``) or the local file it was cut from."""
+    sizes = [(c.digest, c.size) for c in e.chunks]
+    if e.src.startswith(OTHER_STORE):
+        other = sess.store(e.src[len(OTHER_STORE):])
+
+        def read_other() -> Iterator[tuple[bytes, bytes | memoryview]]:
+            got = other.read_chunks(e.chunks)
+            for c in e.chunks:
+                yield c.digest, got[c.digest]
+
+        return sizes, read_other
+
+    def read_local() -> Iterator[tuple[bytes, bytes]]:
+        yield from read_source_chunks(e.src, e.size, e.mtime_ns, sizes)
+
+    return sizes, read_local
+
+
+def seal(version: Version, parents: dict[str, FileEntry]) -> DatasetRecord:
+    """Write the version's manifest; return its record as completed (not written yet: the caller writes
+    it last, since until then the version is not complete, DESIGN.md invariant 1).
+
+    ``parents``: the merged parents' files, for the record's added/modified/removed counts.
+    """
+    table = version.table()
+    added, modified, removed = diff_tables(table, parents)
+    digest = version.store.put_manifest(version.id, table.values(), meta={"id": version.id})
+    return dataclasses.replace(
+        version.record,
+        manifest_digest=digest.hex(),
+        file_count=len(table),
+        total_size=sum(e.size for e in table.values()),
+        changes={"added": len(added), "modified": len(modified), "removed": len(removed)},
+        status=COMPLETED,
+        finalized=now_iso(),
+    )
+
+
+class DraftClosing:
+    """Takes one draft through upload and finalize, and a finalized version to published."""
+
+    def __init__(self, version: Version) -> None:
+        self._v = version
+
+    def upload(
+        self,
+        show_progress: bool = True,
+        verbose: bool = False,
+        output_url: str | None = None,
+        compression: Any = None,
+        chunk_size: int | None = None,
+        max_workers: int | None = None,
+        retries: int = 3,
+    ) -> None:
+        """Send the draft's new chunks, in packs; the draft is then ``uploaded``."""
+        v = self._v
+        v.require_draft("upload")
+        if output_url:
+            url = normalize_url(output_url)
+            url = "" if url == v.session.catalog_url else url
+            if url != v.record.storage:
+                self._move_storage(url)
+        pending = pending_entries(v)
+        # ``retries`` is ClearML's and accepted, but not a loop here: the store's retry layer is the only
+        # one (see send_pending), and a second one on top multiplied the time before a dead store is reported
+        with progress_bar(sum(e.size for e in pending), "uploading", show_progress) as advance:
+            stats = send_pending(
+                v, pending, compress=not (compression is False or compression in (0, "none", "stored")),
+                pack_size=int(chunk_size) << 20 if chunk_size else DEFAULT_PACK_MIB << 20,
+                max_workers=max_workers, progress=advance,
+            )
+        v.save_state()
+        v.record.status = UPLOADED
+        v.save_record()
+        log.info(
+            "uploaded %s: %d new chunks (%d bytes) in %d packs, %d already stored",
+            v.id, stats.chunks_new, stats.bytes_new, stats.packs, stats.chunks_known,
+        )
+        if verbose:
+            print(f"uploaded {stats.bytes_new} new bytes in {stats.packs} packs", file=sys.stderr)
+
+    def _move_storage(self, url: str) -> None:
+        """Make ``url`` the draft's store: chunks already uploaded to the old one are copied at upload."""
+        old = self._v.record.storage or self._v.session.catalog_url
+        for e in self._v.table().values():
+            if e.chunks and e.chunks[0].pack and not e.src:
+                e.src = OTHER_STORE + old
+        self._v.record.storage = url
+
+    def finalize(self, verbose: bool = False, raise_on_error: bool = True, auto_upload: bool = False) -> bool:
+        """Seal the draft (manifest, then record); True once it is finalized."""
+        v = self._v
+        try:
+            if v.record.is_final:
+                return True
+            if v.is_dirty():
+                if not auto_upload:
+                    raise StateError(
+                        f"dataset {v.id} has files that are not uploaded; call upload() first or finalize(auto_upload=True)"
+                    )
+                self.upload(show_progress=verbose, verbose=verbose)
+            closed = seal(v, v.parent_table())
+            v.session.catalog.put(closed)
+            v.record = closed
+            v.session.catalog.drop_draft_state(v.id)
+            log.info("finalized %s: %d files", v.describe(), closed.file_count)
+            return True
+        except MountfsError as exc:
+            if raise_on_error:
+                raise
+            log.error("finalize of %s failed: %s", v.id, exc)
+            return False
+
+    def publish(self, raise_on_error: bool = True) -> bool:
+        """Mark a finalized version published; True once it is."""
+        rec = self._v.record
+        if rec.status == PUBLISHED:
+            return True
+        if rec.status != COMPLETED:
+            if raise_on_error:
+                raise StateError(f"dataset {rec.id} is not finalized; finalize it before publishing")
+            return False
+        rec.status = PUBLISHED
+        rec.published = now_iso()
+        self._v.save_record()
+        return True

@@ -1,0 +1,398 @@
+"""``mountfs.Dataset``: ClearML Data's ``Dataset`` API over a mountfs store.
+
+Method names, parameters and their meanings follow ``clearml.Dataset``; where
+ClearML's parameter has no meaning here (``use_current_task``,
+``use_soft_links``, ``alias`` ...) it is accepted and ignored with a debug log.
+
+``Dataset`` itself holds no logic: each call goes to the part whose job it is
+(``sdk.changes``, ``sdk.closing``, ``sdk.reading``, ``sdk.copies``,
+``sdk.metadata``; ``sdk.lifecycle`` for the catalog-wide class methods), all
+sharing one ``sdk.version.Version``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from typing import Any, Sequence
+
+from ..catalog import DatasetRecord
+from ..session import current
+from ..store import FileEntry, Store
+from . import lifecycle
+from .changes import DraftChanges
+from .closing import DraftClosing
+from .copies import LocalCopies
+from .metadata import Metadata
+from .reading import VersionReading
+from .version import Version
+
+log = logging.getLogger(__name__)
+
+
+def _as_id(ds: "str | Dataset") -> str:
+    return ds.id if isinstance(ds, Dataset) else str(ds)
+
+
+class Dataset:
+    """One version of a dataset: a draft open for changes, or a finalized, immutable version."""
+
+    def __init__(self, version: Version) -> None:
+        # use Dataset.create() or Dataset.get(); this constructor is internal
+        self._version = version
+        self._changes = DraftChanges(version)
+        self._closing = DraftClosing(version)
+        self._reading = VersionReading(version, functools.partial(lifecycle.by_id, version.session))
+        self._copies = LocalCopies(version)
+        self._metadata = Metadata(version)
+
+    # ------------------------------------------------------------------ lookup
+
+    @classmethod
+    def create(
+        cls,
+        dataset_name: str | None = None,
+        dataset_project: str | None = None,
+        dataset_tags: Sequence[str] | None = None,
+        parent_datasets: Sequence["str | Dataset"] | None = None,
+        use_current_task: bool = False,
+        dataset_version: str | None = None,
+        output_uri: str | None = None,
+        description: str | None = None,
+    ) -> "Dataset":
+        """Create a new draft version.
+
+        :param dataset_name: name of the dataset (a directory name in the mount)
+        :param dataset_project: project, may be nested (``vision/detection``)
+        :param dataset_tags: tags for searching
+        :param parent_datasets: ids (or ``Dataset`` objects) of finalized versions whose files
+            this version starts from; merged in order, a later parent overriding an earlier one
+        :param use_current_task: accepted for ClearML compatibility; ignored
+        :param dataset_version: semantic version (``1.0``, ``1.0.1``); by default the latest
+            version of this project/name with its last component incremented, ``1.0.0`` for the first
+        :param output_uri: store where this version's data is uploaded (default: the catalog's store)
+        :param description: free text
+        """
+        if use_current_task:
+            log.debug("use_current_task is a ClearML task feature; ignored")
+        return cls(lifecycle.create(
+            current(), dataset_name, dataset_project, dataset_tags, [_as_id(p) for p in parent_datasets or []],
+            dataset_version, output_uri, description,
+        ))
+
+    @classmethod
+    def squash(
+        cls,
+        dataset_name: str,
+        dataset_ids: Sequence["str | Dataset"] | None = None,
+        dataset_project_name_pairs: Sequence[tuple[str, str]] | None = None,
+        output_url: str | None = None,
+    ) -> "Dataset":
+        """Merge finalized versions into one new, finalized version with no parents.
+
+        Files are merged in the order given, a later dataset overriding an
+        earlier one.  Chunks already in the target store are not copied again.
+
+        :param dataset_name: name of the new dataset (in the first dataset's project)
+        :param dataset_ids: ids (or ``Dataset`` objects) to merge
+        :param dataset_project_name_pairs: ``(project, name)`` pairs: the latest completed version of each
+        :param output_url: store for the new version's data (default: the first dataset's)
+        """
+        return cls(lifecycle.squash(
+            current(), dataset_name, [_as_id(d) for d in dataset_ids or []], list(dataset_project_name_pairs or []),
+            output_url,
+        ))
+
+    @classmethod
+    def get(
+        cls,
+        dataset_id: str | None = None,
+        dataset_project: str | None = None,
+        dataset_name: str | None = None,
+        dataset_tags: Sequence[str] | None = None,
+        only_completed: bool = False,
+        only_published: bool = False,
+        include_archived: bool = False,
+        auto_create: bool = False,
+        writable_copy: bool = False,
+        dataset_version: str | None = None,
+        alias: str | None = None,
+        overridable: bool = False,
+        shallow_search: bool = False,
+        **kwargs: Any,
+    ) -> "Dataset":
+        """Get a dataset version by id, or the most recent one matching project/name/tags/version.
+
+        :param only_completed: only finalized (completed or published) versions
+        :param only_published: only published versions
+        :param auto_create: create a new draft when nothing matches
+        :param writable_copy: return a new draft child of the match, open for changes
+        """
+        ignored = {"alias": alias, "overridable": overridable, "shallow_search": shallow_search,
+                   "include_archived": include_archived}
+        for name, value in ignored.items():
+            if value:
+                log.debug("%s is a ClearML server feature; ignored", name)
+        return cls(lifecycle.get(
+            current(), dataset_id, dataset_project, dataset_name, dataset_tags, only_completed, only_published,
+            auto_create, writable_copy, dataset_version,
+        ))
+
+    @staticmethod
+    def list_datasets(
+        dataset_project: str | None = None,
+        partial_name: str | None = None,
+        tags: Sequence[str] | None = None,
+        ids: Sequence[str] | None = None,
+        only_completed: bool = True,
+        recursive_project_search: bool = True,
+        include_archived: bool = True,
+    ) -> list[dict[str, Any]]:
+        """Datasets matching the filters, newest first, as dicts (id, name, project, version, tags, status, created)."""
+        return lifecycle.list_datasets(current(), dataset_project, partial_name, tags, ids, only_completed,
+                                       recursive_project_search)
+
+    # -------------------------------------------------------------- properties
+
+    @property
+    def id(self) -> str:
+        """The version's id (time-ordered, unique across the catalog)."""
+        return self._version.record.id
+
+    @property
+    def name(self) -> str:
+        """The dataset's name (a directory name in the mount)."""
+        return self._version.record.name
+
+    @property
+    def project(self) -> str:
+        """The dataset's project, possibly nested (``vision/detection``)."""
+        return self._version.record.project
+
+    @property
+    def version(self) -> str:
+        """The semantic version (``1.0.0``)."""
+        return self._version.record.version
+
+    @property
+    def tags(self) -> list[str]:
+        """Tags for searching; setting them saves the record."""
+        return list(self._version.record.tags)
+
+    @tags.setter
+    def tags(self, values: Sequence[str]) -> None:
+        self._version.record.tags = list(values or [])
+        self._version.save_record()
+
+    @property
+    def status(self) -> str:
+        """``draft``, ``uploaded``, ``completed`` or ``published``."""
+        return self._version.record.status
+
+    @property
+    def description(self) -> str:
+        """Free text given at create."""
+        return self._version.record.description
+
+    @property
+    def record(self) -> DatasetRecord:
+        """The dataset record as stored in the catalog."""
+        return self._version.record
+
+    @property
+    def file_entries_dict(self) -> dict[str, FileEntry]:
+        """path -> file entry (size, digest, chunks ...) of every file in this version."""
+        return dict(self._version.table())
+
+    @property
+    def storage(self) -> Store:
+        """The store holding this version's data."""
+        return self._version.store
+
+    def is_final(self) -> bool:
+        """True once finalized (completed or published): the content can no longer change."""
+        return self._version.record.is_final
+
+    def is_dirty(self) -> bool:
+        """True while files were added that are not uploaded yet."""
+        return self._version.is_dirty()
+
+    def __repr__(self) -> str:
+        r = self._version.record
+        return f"<Dataset {r.project}/{r.name} {r.version} id={r.id} status={r.status}>"
+
+    # ---------------------------------------------------------- draft changes
+
+    def add_files(
+        self,
+        path: str | os.PathLike[str],
+        wildcard: str | Sequence[str] | None = None,
+        local_base_folder: str | None = None,
+        dataset_path: str | None = None,
+        recursive: bool = True,
+        verbose: bool = False,
+        max_workers: int | None = None,
+        show_progress: bool = False,
+    ) -> int:
+        """Add a file or a folder's files to the draft; return how many were added or changed.
+
+        :param path: a file or folder on local disk
+        :param wildcard: pattern(s) on file names or relative paths (``*.jpg``), string or list
+        :param local_base_folder: files are stored relative to this folder instead of ``path``
+        :param dataset_path: folder inside the dataset to put the files under
+        :param recursive: descend into sub-folders
+        :param verbose: print each file added and show a progress bar
+        :param max_workers: threads hashing files (default: logical cores)
+        :param show_progress: show a progress bar while hashing
+        """
+        return self._changes.add_files(path, wildcard, local_base_folder, dataset_path, recursive, verbose,
+                                       max_workers, show_progress)
+
+    def add_external_files(
+        self,
+        source_url: str | Sequence[str],
+        wildcard: str | Sequence[str] | None = None,
+        dataset_path: str | None = None,
+        recursive: bool = True,
+        verbose: bool = False,
+        max_workers: int | None = None,
+    ) -> int:
+        """Add files that stay where they are (s3://, gs://, azure://, http(s)://, file://); return how many.
+
+        A folder URL adds every object under it.  Entries keep the source URL,
+        size and ETag/generation: a source that changes later is reported when
+        it is read instead of serving different bytes.
+
+        :param source_url: one URL or a list of them
+        :param wildcard: pattern(s) on object names or relative paths
+        :param dataset_path: folder inside the dataset to put the files under
+        :param recursive: include objects in sub-folders of a folder URL
+        """
+        return self._changes.add_external_files(source_url, wildcard, dataset_path, recursive, verbose, max_workers)
+
+    def remove_files(self, dataset_path: str, recursive: bool = True, verbose: bool = False) -> int:
+        """Remove files matching ``dataset_path`` (a path, folder or wildcard); return how many."""
+        return self._changes.remove_files(dataset_path, recursive, verbose)
+
+    # ---------------------------------------------------------------- closing
+
+    def upload(
+        self,
+        show_progress: bool = True,
+        verbose: bool = False,
+        output_url: str | None = None,
+        compression: Any = None,
+        chunk_size: int | None = None,
+        max_workers: int | None = None,
+        retries: int = 3,
+    ) -> None:
+        """Upload the added files' new chunks, in packs, to the dataset's store.
+
+        Chunks the store already holds (from any dataset) are not sent again, so
+        a retried upload only sends what did not land.
+
+        :param output_url: store to upload to, if not the one given at create
+        :param compression: ``None`` = zstd where it pays; ``False``/``"none"``/``0`` = store raw
+        :param chunk_size: target pack size in MiB (default 32)
+        :param max_workers: packs compressed and sent in parallel (default: logical cores)
+        :param retries: accepted for ClearML compatibility: every store request is retried
+            (``backends.retry.BUDGET``), and calling ``upload`` again resumes a failed one
+        """
+        self._closing.upload(show_progress, verbose, output_url, compression, chunk_size, max_workers, retries)
+
+    def finalize(self, verbose: bool = False, raise_on_error: bool = True, auto_upload: bool = False) -> bool:
+        """Close the version: write its manifest and mark it completed; it never changes after this.
+
+        :param auto_upload: upload pending files first instead of failing
+        :param raise_on_error: raise on failure (else log it and return False)
+        """
+        return self._closing.finalize(verbose, raise_on_error, auto_upload)
+
+    def publish(self, raise_on_error: bool = True) -> bool:
+        """Mark a finalized version as published."""
+        return self._closing.publish(raise_on_error)
+
+    # ---------------------------------------------------------------- reading
+
+    def list_files(self, dataset_path: str | None = None, recursive: bool = True, dataset_id: str | None = None) -> list[str]:
+        """Paths of the files in this version, optionally filtered by a path or wildcard."""
+        return self._reading.list_files(dataset_path, recursive, dataset_id)
+
+    def list_added_files(self, dataset_id: str | None = None) -> list[str]:
+        """Files in this version that none of its parents has."""
+        return self._reading.changes(dataset_id)[0]
+
+    def list_modified_files(self, dataset_id: str | None = None) -> list[str]:
+        """Files whose content differs from the parents'."""
+        return self._reading.changes(dataset_id)[1]
+
+    def list_removed_files(self, dataset_id: str | None = None) -> list[str]:
+        """Files the parents have that this version removed."""
+        return self._reading.changes(dataset_id)[2]
+
+    def get_dependency_graph(self) -> dict[str, list[str]]:
+        """id -> parent ids, for this version and all its ancestors."""
+        return self._reading.get_dependency_graph()
+
+    def verify_dataset_hash(
+        self, local_copy_path: str | None = None, skip_hash: bool = False, verbose: bool = False
+    ) -> list[str]:
+        """Check content against the recorded digests; return the paths that fail.
+
+        With ``local_copy_path`` the files of that folder are checked (``skip_hash``:
+        sizes only); without it every chunk of the version is read from the store
+        and checked (``skip_hash`` does not apply there).
+        """
+        return self._reading.verify_dataset_hash(local_copy_path, skip_hash, verbose)
+
+    # ------------------------------------------------------------ local copies
+
+    def get_local_copy(
+        self,
+        use_soft_links: bool | None = None,
+        part: int | None = None,
+        num_parts: int | None = None,
+        raise_on_error: bool = True,
+        max_workers: int | None = None,
+        files: Sequence[str] | None = None,
+        show_progress: bool = False,
+    ) -> str | None:
+        """A read-only folder with this version's files, built from the local cache and reused when complete.
+
+        :param part: with ``num_parts``, only slice ``part`` (0-based) of ``num_parts`` disjoint slices
+        :param files: only these paths (or folders, or wildcards)
+        :param max_workers: parallel fetch/write threads (default: logical cores)
+        :param show_progress: show a progress bar while fetching
+        """
+        if use_soft_links:
+            log.debug("use_soft_links: local copies are always plain files; ignored")
+        return self._copies.get_local_copy(part, num_parts, raise_on_error, max_workers, files, show_progress)
+
+    def get_mutable_local_copy(
+        self,
+        target_folder: str | os.PathLike[str],
+        overwrite: bool = False,
+        part: int | None = None,
+        num_parts: int | None = None,
+        raise_on_error: bool = True,
+        max_workers: int | None = None,
+        show_progress: bool = False,
+    ) -> str | None:
+        """Write this version's files into ``target_folder`` as plain writable files.
+
+        :param overwrite: empty a non-empty ``target_folder`` first (else it is refused)
+        :param show_progress: show a progress bar while copying
+        """
+        return self._copies.get_mutable_local_copy(target_folder, overwrite, part, num_parts, raise_on_error,
+                                                   max_workers, show_progress)
+
+    # ---------------------------------------------------------------- metadata
+
+    def set_metadata(self, metadata: Any, metadata_name: str = "metadata", ui_visible: bool = True) -> None:
+        """Attach a JSON-able object or a pandas DataFrame under ``metadata_name``."""
+        self._metadata.set_metadata(metadata, metadata_name, ui_visible)
+
+    def get_metadata(self, metadata_name: str = "metadata") -> Any:
+        """The object stored by ``set_metadata`` under ``metadata_name`` (``None`` if there is none)."""
+        return self._metadata.get_metadata(metadata_name)

@@ -1,0 +1,129 @@
+"""A version's reading: listings, differences to its parents, lineage, verification of its content.
+
+Parameters mean what they mean in ClearML's ``Dataset`` (see ``sdk.dataset``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Callable
+
+import xxhash
+
+from .. import localcopy
+from ..catalog import DatasetRecord, names
+from ..errors import MountfsError
+from ..store import FileEntry
+from .version import Version, diff_tables
+
+log = logging.getLogger(__name__)
+
+#: bytes read at a time when hashing a local file
+_HASH_BLOCK = 8 << 20
+
+
+class VersionReading:
+    """Answers questions about one version, draft or final.
+
+    ``lookup`` opens another version by id: the listings take a ``dataset_id``
+    to answer for that version instead (ClearML's signature).
+    """
+
+    def __init__(self, version: Version, lookup: Callable[[str], Version]) -> None:
+        self._v = version
+        self._lookup = lookup
+
+    def _other(self, dataset_id: str | None) -> Version:
+        return self._v if not dataset_id or dataset_id == self._v.id else self._lookup(dataset_id)
+
+    def list_files(self, dataset_path: str | None = None, recursive: bool = True, dataset_id: str | None = None) -> list[str]:
+        """Sorted paths of the version's files, optionally only those matching a path, folder or wildcard."""
+        table = self._other(dataset_id).table()
+        if not dataset_path:
+            return sorted(table if recursive else (p for p in table if "/" not in p))
+        pattern = names.check_dataset_path(dataset_path, "dataset_path")
+        return sorted(p for p in table if names.path_matches(p, pattern, recursive))
+
+    def changes(self, dataset_id: str | None = None) -> tuple[list[str], list[str], list[str]]:
+        """(added, modified, removed) paths against the merged parents."""
+        v = self._other(dataset_id)
+        return diff_tables(v.table(), v.parent_table())
+
+    def get_dependency_graph(self) -> dict[str, list[str]]:
+        """id -> parent ids, for this version and all its ancestors."""
+        graph: dict[str, list[str]] = {}
+        todo: list[DatasetRecord] = [self._v.record]
+        while todo:
+            rec = todo.pop()
+            if rec.id in graph:
+                continue
+            graph[rec.id] = list(rec.parents)
+            todo.extend(self._v.session.catalog.get(p) for p in rec.parents)
+        return graph
+
+    def verify_dataset_hash(
+        self, local_copy_path: str | None = None, skip_hash: bool = False, verbose: bool = False
+    ) -> list[str]:
+        """Paths whose content fails the recorded digests: in ``local_copy_path``, else in the store."""
+        entries = sorted(self._v.table().values(), key=lambda e: e.path)
+        if local_copy_path:
+            bad = [e.path for e in entries if not _local_file_ok(os.path.join(local_copy_path, e.path), e, skip_hash)]
+        else:
+            bad = self._damaged_in_store(entries)
+        if verbose:
+            for p in bad:
+                print(f"FAILED: {p}", file=sys.stderr)
+        return bad
+
+    def _damaged_in_store(self, entries: list[FileEntry]) -> list[str]:
+        """Paths (in order) of stored files whose chunks fail their checks or do not hash to the file's digest.
+
+        Chunks are read a batch at a time; a batch that fails is read again a
+        piece at a time, so exactly the files holding a damaged chunk are named.
+        """
+        store = self._v.store
+        bad: dict[str, None] = {}  # an ordered set
+        hashers: dict[str, xxhash.xxh3_128] = {}
+        for batch in localcopy.batches([e for e in entries if not e.is_external]):
+            got: dict[bytes, bytes | memoryview] | None
+            try:
+                got = store.read_chunks({c.digest: c for p in batch for c in p.chunks}.values())
+            except MountfsError:
+                got = None
+            for p in batch:
+                path = p.entry.path
+                if path in bad:
+                    continue
+                try:
+                    data = got if got is not None else store.read_chunks(p.chunks)
+                except MountfsError as exc:
+                    log.error("verify %s: %s: %s", self._v.id, path, exc)
+                    bad[path] = None
+                    hashers.pop(path, None)
+                    continue
+                h = hashers.setdefault(path, xxhash.xxh3_128())
+                for c in p.chunks:
+                    h.update(data[c.digest])
+                if p.last == len(p.entry.chunks):
+                    del hashers[path]
+                    if h.digest() != p.entry.digest:
+                        bad[path] = None
+        return list(bad)
+
+
+def _local_file_ok(path: str, e: FileEntry, skip_hash: bool) -> bool:
+    """Whether the file at ``path`` has ``e``'s size and (unless ``skip_hash``) its digest."""
+    try:
+        if os.path.getsize(path) != e.size:
+            return False
+        if skip_hash:
+            return True
+        h = xxhash.xxh3_128()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(_HASH_BLOCK), b""):
+                h.update(block)
+        return h.digest() == e.digest
+    except OSError:
+        return False

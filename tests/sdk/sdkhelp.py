@@ -1,0 +1,24 @@
+"""Helpers shared by the SDK tests."""
+
+from __future__ import annotations
+
+import filecmp
+from pathlib import Path
+
+
+def write_files(root: Path, files: dict[str, bytes]) -> Path:
+    """Write ``{relative path: bytes}`` under ``root``; return ``root``."""
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return root
+
+
+def same_tree(a: Path, b: Path) -> None:
+    """Assert folders ``a`` and ``b`` hold the same names and bytes, all the way down."""
+    cmp = filecmp.dircmp(a, b)
+    assert not cmp.left_only and not cmp.right_only and not cmp.diff_files, (cmp.left_only, cmp.right_only, cmp.diff_files)
+    for sub in cmp.common_dirs:
+        same_tree(a / sub, b / sub)
+    for name in cmp.common_files:
+        assert (a / name).read_bytes() == (b / name).read_bytes()
