@@ -25,6 +25,16 @@ log = logging.getLogger(__name__)
 _CLAIM_ATTEMPTS = 50
 
 
+def newest_first(records: Iterable[DatasetRecord]) -> list[DatasetRecord]:
+    """``records`` newest first: by the millisecond their id was made, then by version number.
+
+    Two versions created in the same millisecond (a script, a fast squash)
+    must not come out in the order of their ids' random tails: "the latest"
+    is then the higher version.
+    """
+    return sorted(records, key=lambda r: (r.id[:12], names.version_key(r.version), r.id), reverse=True)
+
+
 class Catalog:
     """Names, versions and records, kept as small objects in the catalog store."""
 
@@ -73,7 +83,7 @@ class Catalog:
             records = [rec for rec in pool.map(self.get_or_none, ids) if rec is not None]
         # listed after the records: a pointer is created before its record, so each record read has its pointer listed
         pointer_keys = {o.key for o in self.backend.list(layout.POINTERS)}
-        return self._claimed(records, pointer_keys)
+        return newest_first(self._claimed(records, pointer_keys))
 
     def _listed_ids(self) -> Iterator[str]:
         for o in self.backend.list(layout.DATASETS):
@@ -288,10 +298,7 @@ class Catalog:
             if version is not None:
                 ids = {version: ids[version]} if version in ids else {}
             found = ((v, self.get_or_none(i)) for v, i in ids.items())
-            records = sorted(
-                (r for v, r in found if r is not None and self.agrees((project, name, v), r)),
-                key=lambda r: r.id, reverse=True,
-            )
+            records = newest_first(r for v, r in found if r is not None and self.agrees((project, name, v), r))
         else:
             records = self.all()
         want_tags = set(tags or ())

@@ -134,3 +134,14 @@ def test_records_with_bad_ids_are_skipped(catalog: Catalog, backend: Backend, ca
     assert catalog.all() == []
     assert "datasets/.bad/info.json" in caplog.text
     assert "previews" not in caplog.text
+
+
+def test_versions_made_in_the_same_millisecond_are_newest_by_version_number(catalog: Catalog) -> None:
+    # the same 12 time digits; the random tail of the later version sorts first
+    first, second = "0190a1b2c3d4ffffffff", "0190a1b2c3d400000000"
+    for dataset_id, version in ((first, "1.0.0"), (second, "1.0.1")):
+        catalog.claim("vision/det", "cats", version, dataset_id)
+        catalog.put(_record(dataset_id, version))
+    assert [r.version for r in catalog.find("vision/det", "cats")] == ["1.0.1", "1.0.0"]
+    assert [r.version for r in catalog.find(partial_name="cat")] == ["1.0.1", "1.0.0"]
+    assert [r.version for r in catalog.all()] == ["1.0.1", "1.0.0"]
