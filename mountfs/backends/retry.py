@@ -49,6 +49,10 @@ class StoreBudget:
     retry_window: float = 5.0
     #: a read through a mount: from the request reaching the daemon to its bytes or EIO
     read_deadline: float = 10.0
+    #: the longest silence while a conditional create (claiming a version number) waits for its
+    #: answer: servers queue racing creators of one key behind a lock (SeaweedFS ~1 s each, so 8
+    #: racers wait up to ~8 s under load), and no mount read ever waits on one
+    conditional_write_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         if self.retry_window + self.read_timeout > self.read_deadline:

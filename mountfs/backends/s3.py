@@ -191,6 +191,13 @@ class S3Backend(Prefixed, Backend):
                 config=boto_config.merge(BotoConfig(
                     s3={"addressing_style": style, "payload_signing_enabled": False} if style
                     else {"payload_signing_enabled": False})))
+            # conditional creates wait in the server's queue for the key's lock (BUDGET)
+            self._conditional_client = session.client(
+                "s3", endpoint_url=settings.endpoint_url, verify=settings.verify,
+                config=boto_config.merge(BotoConfig(
+                    read_timeout=max(settings.read_timeout, BUDGET.conditional_write_timeout),
+                    s3={"addressing_style": style, "payload_signing_enabled": False} if style
+                    else {"payload_signing_enabled": False})))
         except (botocore.exceptions.BotoCoreError, ValueError) as exc:
             raise self._map(exc, "open", "") from exc
         self._multipart = (settings.multipart_threshold, settings.multipart_chunksize, settings.multipart_concurrency)
@@ -376,8 +383,8 @@ class S3Backend(Prefixed, Backend):
         # 2024; SeaweedFS 4.x honours it (the contract's race test proves it);
         # a server that ignores it would silently overwrite, so test new ones.
         try:
-            self._crc_client.put_object(Bucket=self.bucket, Key=self._key(key), Body=bytes(data), IfNoneMatch="*",
-                                        ChecksumCRC32=_crc32([data]))
+            self._conditional_client.put_object(Bucket=self.bucket, Key=self._key(key), Body=bytes(data),
+                                                IfNoneMatch="*", ChecksumCRC32=_crc32([data]))
         except _BOTO_ERRORS as exc:
             raise self._map(exc, "conditional put", key) from exc
 
@@ -410,4 +417,5 @@ class S3Backend(Prefixed, Backend):
         return ObjectInfo(key, resp["ContentLength"], resp.get("ETag", "").strip('"'), resp["LastModified"].timestamp())
 
     def close(self) -> None:
-        self._client.close()
+        for client in (self._client, self._crc_client, self._conditional_client):
+            client.close()

@@ -1,8 +1,6 @@
-"""Manifest and pack encodings: round trips and corruption detection."""
+"""Manifest encoding (mountfs/store/manifest.py): round trips and corruption detection (packs: test_packs.py)."""
 
 from __future__ import annotations
-
-import os
 
 import pytest
 from hypothesis import given, settings
@@ -11,7 +9,6 @@ from hypothesis import strategies as st
 from mountfs.errors import IntegrityError
 from mountfs.store import manifest
 from mountfs.store.manifest import ChunkRef, FileEntry
-from mountfs.store.packs import CODEC_NONE, PackBuilder, decode_chunk, decode_footer, encode_chunk
 
 # valid stored paths (decoding refuses any other): folders without '.', so no file is also a folder
 paths = st.builds(lambda dirs, name: "/".join([*dirs, name + ".f"]),
@@ -41,25 +38,3 @@ def test_every_flipped_byte_is_detected() -> None:
         bad[i] ^= 0x40
         with pytest.raises(IntegrityError, match="manifest where"):
             manifest.decode(bytes(bad), "where")
-
-
-def test_pack_round_trip_and_corruption() -> None:
-    import xxhash
-
-    chunks = [os.urandom(5000), b"z" * 50_000, b""]
-    b = PackBuilder()
-    for c in chunks:
-        stored, codec = encode_chunk(c, True)
-        b.add(xxhash.xxh3_128_digest(c), stored, len(c), codec)
-    pack_id, parts, footer, entries = b.finish()
-    body = b"".join(parts)
-    assert xxhash.xxh3_128_hexdigest(body) == pack_id
-    assert decode_footer(footer, "x") == entries
-    assert entries[1].codec != CODEC_NONE and entries[1].length < 50_000
-    for c, e in zip(chunks, entries):
-        assert decode_chunk(body[e.offset:e.offset + e.length], e.codec, e.size, e.digest, "x") == c
-    e = entries[0]
-    bad = bytearray(body[e.offset:e.offset + e.length])
-    bad[7] ^= 1
-    with pytest.raises(IntegrityError, match="checksum"):
-        decode_chunk(bytes(bad), e.codec, e.size, e.digest, "x")

@@ -1,4 +1,10 @@
-"""add_external_files: entries that keep their source URL (file:// and http:// here; S3 in tests/backends)."""
+"""External files (mountfs/store/external.py): entries that keep their source URL instead of chunks.
+
+First the two checks every read of a source goes through (check_unchanged, read_range) on a real
+folder, then add_external_files end to end (file:// and http:// here; S3 in
+tests/backends/test_sdk_on_s3.py).  Which sources a process may read (SourcePolicy) is
+tests/security/test_external_policy.py.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,56 @@ from pathlib import Path
 import pytest
 
 from mountfs import Dataset
+from mountfs.backends.file import FileBackend
 from mountfs.errors import SourceChanged, UsageError
+from mountfs.store.external import check_unchanged, read_range
+from mountfs.store.manifest import FileEntry
+
+CONTENT = bytes(range(256)) * 40
+
+
+def _added(tmp_path: Path) -> tuple[FileBackend, FileEntry]:
+    """A source file and its entry as add_external_files records it (size and tag at the time)."""
+    (tmp_path / "src.bin").write_bytes(CONTENT)
+    source = FileBackend(tmp_path)
+    info = source.stat("src.bin")
+    return source, FileEntry("ext/src.bin", info.size, url=f"file://{tmp_path}/src.bin", etag=info.etag)
+
+
+def test_an_unchanged_source_is_served(tmp_path: Path) -> None:
+    source, entry = _added(tmp_path)
+    check_unchanged(source, "src.bin", entry)
+    assert read_range(source, "src.bin", entry, 100, 50) == CONTENT[100:150]
+    assert read_range(source, "src.bin", entry, len(CONTENT) - 5, 100) == CONTENT[-5:]
+    assert read_range(source, "src.bin", entry, len(CONTENT), 10) == b""
+
+
+def test_a_source_of_another_size_or_tag_is_refused(tmp_path: Path) -> None:
+    source, entry = _added(tmp_path)
+    (tmp_path / "src.bin").write_bytes(CONTENT + b"more")
+    with pytest.raises(SourceChanged, match=f"file://{tmp_path}/src.bin changed since it was added .*"
+                                            f"size {len(CONTENT)} -> {len(CONTENT) + 4}.*add it again"):
+        check_unchanged(source, "src.bin", entry)
+    # same size, new content: the tag (mtime here, an ETag or generation in a bucket) tells
+    (tmp_path / "src.bin").write_bytes(CONTENT[::-1])
+    os.utime(tmp_path / "src.bin", ns=(1, 1))
+    with pytest.raises(SourceChanged, match="tag"):
+        check_unchanged(source, "src.bin", entry)
+    # an entry recorded without a tag (a server that gave none) is checked by size alone
+    check_unchanged(source, "src.bin", FileEntry(entry.path, entry.size, url=entry.url))
+
+
+def test_a_short_or_long_answer_is_never_served(tmp_path: Path) -> None:
+    source, entry = _added(tmp_path)
+    (tmp_path / "src.bin").write_bytes(CONTENT[:1000])  # shrank after the check
+    with pytest.raises(SourceChanged, match="returned 0 bytes where 100 were expected"):
+        read_range(source, "src.bin", entry, 5000, 100)
+    (tmp_path / "src.bin").write_bytes(CONTENT + b"grown")  # grew: the entry's end is where it ends
+    with pytest.raises(SourceChanged, match="returned 10 bytes where 5 were expected"):
+        read_range(source, "src.bin", entry, len(CONTENT) - 5, 10)
+
+
+# --- add_external_files ---------------------------------------------------------------------------
 
 
 def _final(ds: Dataset) -> Dataset:
