@@ -106,3 +106,10 @@ class IsADirectory(UsageError):
 
 class VersionGone(NotFound):
     """A version left the catalog (its pointer deleted) while a mount still held its inodes (ESTALE)."""
+
+
+# --- ClearML parity ----------------------------------------------------------
+
+
+class UnknownArgument(UsageError, TypeError, ValueError):
+    """A keyword argument the call does not take: a TypeError as Python's own, a ValueError as ClearML raises."""

@@ -11,6 +11,7 @@ import logging
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Iterable, Iterator
 
 from ..backends import Backend
@@ -68,7 +69,24 @@ class Catalog:
         """An object's location as messages print it."""
         return f"{self.backend.url}/{key}"
 
+    def drop_record(self, dataset_id: str) -> None:
+        """Delete the record of ``dataset_id`` (absent is fine); its pointer and data are the caller's."""
+        self.backend.delete(layout.Record(dataset_id).key)
+
     def put(self, record: DatasetRecord) -> None:
+        """Write ``record``.  Its project and name change only by ``move_dataset``: a writer holding
+        a record read before its version was renamed or moved (a draft object opened earlier) keeps
+        the new place, and ``record`` is updated to it, instead of writing a record no pointer names."""
+        stored = self.get_or_none(record.id)
+        if stored is not None and (stored.project, stored.name) != (record.project, record.name):
+            here = (stored.project, stored.name, stored.version)
+            if (self._holder(here) == record.id
+                    and self._holder((record.project, record.name, record.version)) != record.id):
+                log.info("dataset %s was moved to %s/%s; keeping its new place", record.id, stored.project, stored.name)
+                record.project, record.name = stored.project, stored.name
+        self._write(record)
+
+    def _write(self, record: DatasetRecord) -> None:
         self.backend.put(layout.Record(record.id).key, record.to_json())
 
     def all(self) -> list[DatasetRecord]:
@@ -131,6 +149,9 @@ class Catalog:
         """
         owner = rec.id if owner is None else owner
         key = layout.Pointer(*pointer).key
+        if (rec.project, rec.name, rec.version) != pointer and self._moving(pointer, rec):
+            log.debug("catalog: %s is being moved; shown at %s/%s only", rec.id, rec.project, rec.name)
+            return False
         if (rec.project, rec.name, rec.version) != pointer:
             problem = (f"version pointer {key} names dataset {rec.id}, whose record says "
                        f"{rec.project}/{rec.name} {rec.version}; skipping that pointer")
@@ -142,6 +163,27 @@ class Catalog:
         self._report(key, f"{owner}\0{rec.id}\0{rec.project}\0{rec.name}\0{rec.version}".encode(),
                      f"catalog: {problem} (fix or delete the pointer or the record)")
         return False
+
+    def _moving(self, pointer: tuple[str, str, str], rec: DatasetRecord) -> bool:
+        """Is the disagreement of ``rec`` with the pointer at ``pointer`` a move under way?
+
+        A move (``move_dataset``) leaves two pointers naming one version for a
+        moment (or, after a crash, until it is run again): the new one before the
+        record says the new place, the old one after.  It is one only when the
+        version number is the same and the pointer at the place the record says
+        names this record too: then the version is shown there, and only there,
+        so nothing is served at a place its record does not say; the other
+        pointer is passed over without a warning.
+        """
+        return pointer[2] == rec.version and self._holder((rec.project, rec.name, rec.version)) == rec.id
+
+    def _holder(self, place: tuple[str, str, str]) -> str:
+        """The id the pointer at ``place`` names; "" when there is none (or it is unusable)."""
+        try:
+            key = layout.Pointer(*place).key
+        except UsageError:
+            return ""
+        return self._pointer_id(key)
 
     def _report(self, key: str, content: bytes, message: str) -> None:
         """Warn about an unusable object once for what it holds (again if it changes)."""
@@ -280,6 +322,103 @@ class Catalog:
 
     def release(self, project: str, name: str, version: str) -> None:
         self.backend.delete(layout.Pointer(project, name, version).key)
+
+    # --- moving versions (rename, move to another project) ---------------------
+
+    def move_dataset(self, project: str, name: str, new_project: str, new_name: str) -> list[DatasetRecord]:
+        """Move every version of ``project/name`` (drafts included) to ``new_project/new_name``; the moved records.
+
+        ``Conflict`` before anything changes when the target has a version that
+        is not one of this move's.  Each version keeps its id and version number;
+        in this order, so that a crash anywhere leaves every version reachable
+        under the old or the new name (docs/FORMAT.md, "Moving a dataset"):
+
+        1. the new pointer, created with a conditional write and marked
+           ``"moved_from"`` (how a re-run knows the target's versions as its own);
+        2. the record, with the new project and name;
+        3. the old pointer, deleted.
+
+        Then 4. each new pointer is rewritten without the mark.  Running the
+        same call again after a crash completes the move.
+        """
+        names.check_project(new_project)
+        names.check_name(new_name)
+        if (project, name) == (new_project, new_name):
+            raise UsageError(f"{project}/{name} is already there; give another name or project")
+        source = self.versions(project, name)
+        target = self._marked_versions(new_project, new_name)
+        # a mark from here on any target pointer: this move was started (on an empty target) and is run again
+        resumed = any(origin == (project, name) for _, origin in target.values())
+        if not source and not resumed:
+            raise NotFound(f"no dataset {project}/{name}; list them with `mountfs search`")
+        if target and not resumed:
+            shown = sorted(target, key=names.version_key)
+            raise Conflict(
+                f"{new_project}/{new_name} already exists (version {', '.join(shown[:5])}"
+                f"{' ...' if len(shown) > 5 else ''}); pick another name, or move or delete that dataset first"
+            )
+        plan: list[tuple[str, DatasetRecord]] = []
+        for version in sorted(source, key=names.version_key):
+            dataset_id = source[version]
+            if version in target and target[version][0] != dataset_id:
+                raise Conflict(f"version {version} of {new_project}/{new_name} already exists; "
+                               "pick another name, or move or delete that version first")
+            rec = self.get_or_none(dataset_id)
+            here = None if rec is None else (rec.project, rec.name, rec.version)
+            if rec is None or here not in ((project, name, version), (new_project, new_name, version)):
+                # not a version of this dataset: a pointer being created, or a damaged or crafted one
+                log.warning("catalog: version pointer %s names no record of that version; not moved",
+                            layout.Pointer(project, name, version).key)
+                continue
+            plan.append((version, rec))
+        moved = []
+        origin = {"project": project, "name": name}
+        for version, rec in plan:
+            if version not in target:  # 1. (there already: a re-run; a race lost is refused inside)
+                self._claim_marked((new_project, new_name, version), rec.id, origin)
+            if (rec.project, rec.name) != (new_project, new_name):  # 2.
+                rec = replace(rec, project=new_project, name=new_name)
+                self._write(rec)
+            self.release(project, name, version)  # 3.
+            moved.append(rec)
+        marked = {v: i for v, (i, o) in target.items() if o == (project, name)}
+        marked.update((version, rec.id) for version, rec in plan)
+        for version, dataset_id in marked.items():  # 4.
+            self.backend.put(layout.Pointer(new_project, new_name, version).key, json.dumps({"id": dataset_id}).encode())
+        # and the versions an interrupted run of this move had moved already
+        done = {r.id for r in moved}
+        moved += [r for r in (self.get_or_none(i) for i in marked.values() if i not in done) if r is not None]
+        return moved
+
+    def _marked_versions(self, project: str, name: str) -> dict[str, tuple[str, tuple[str, str] | None]]:
+        """version -> (id, the (project, name) it is being moved from, or None) of every pointer of project/name."""
+        out: dict[str, tuple[str, tuple[str, str] | None]] = {}
+        for o in self.backend.list(layout.pointer_prefix(project, name)):
+            pointer = self._parse_pointer(o.key)
+            if pointer is None or pointer[:2] != (project, name):
+                continue
+            try:
+                doc = json.loads(self.backend.get(o.key))
+            except ObjectNotFound:
+                continue
+            except (ValueError, RecursionError):
+                doc = None  # an unreadable pointer still holds its place: it counts as another dataset's
+            doc = doc if isinstance(doc, dict) else {}
+            dataset_id, mark = doc.get("id"), doc.get("moved_from")
+            origin = None
+            if isinstance(mark, dict) and isinstance(mark.get("project"), str) and isinstance(mark.get("name"), str):
+                origin = (str(mark["project"]), str(mark["name"]))
+            out[pointer[2]] = (dataset_id if isinstance(dataset_id, str) else "", origin)
+        return out
+
+    def _claim_marked(self, place: tuple[str, str, str], dataset_id: str, origin: dict[str, str]) -> None:
+        key = layout.Pointer(*place).key
+        try:
+            self.backend.put_if_absent(key, json.dumps({"id": dataset_id, "moved_from": origin}).encode())
+        except AlreadyExists:
+            if self._pointer_id(key) != dataset_id:  # created by another writer since we looked
+                raise Conflict(f"version {place[2]} of {place[0]}/{place[1]} was just created by another writer; "
+                               "pick another name") from None
 
     def find(
         self,

@@ -63,15 +63,14 @@ def check_dataset_path(path: str, what: str = "dataset path") -> str:
 
     User input is forgiving: '\\' is a separator (ClearML users on Windows
     write ``dataset_path="a\\b"``), and '//', './' and a trailing '/' are
-    tidied.  Absolute paths and '..' are refused, and what is left must pass
-    the store's one path rule (``path_problem``: no NUL, names of at most
-    255 bytes, at most 255 levels).
+    tidied.  A leading '/' means the dataset root, as ClearML strips it
+    (``dataset_path="/images"`` is ``images``).  '..' is refused, and what is
+    left must pass the store's one path rule (``path_problem``: no NUL, names
+    of at most 255 bytes, at most 255 levels).
     """
     if not isinstance(path, str):
         raise UsageError(f"{what} must be a string")
-    raw = path.replace("\\", "/")
-    if raw.startswith("/"):
-        raise UsageError(f"{what} {shown(path)} is absolute; give a path relative to the dataset root")
+    raw = path.replace("\\", "/").lstrip("/")
     if ".." in raw.split("/"):
         raise UsageError(f"{what} {shown(path)} escapes the dataset with '..'; give a path inside the dataset")
     norm = posixpath.normpath(raw) if raw else ""

@@ -18,7 +18,7 @@ _workers = click.option("--max-workers", type=click.IntRange(min=1), metavar="N"
 
 @click.command(cls=Command)
 @click.option("--project", metavar="PROJECT", help="Only this project and the projects nested in it.")
-@click.option("--name", metavar="TEXT", help="Only names containing TEXT (case-insensitive).")
+@click.option("--name", metavar="TEXT", help="Only names matching this regular expression (case-insensitive).")
 @click.option("--tags", cls=ListOption, metavar="TAG...", help="Only datasets carrying all these tags.")
 @click.option("--all", "include_drafts", is_flag=True, help="Include drafts (default: finalized versions only).")
 @_json

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Callable, TypeVar
 
 import click
 
 from ..sdk import Dataset
-from ..errors import StateError, UsageError
+from ..errors import MountfsError, StateError, UsageError
 from . import draft
 from .common import (
     Command, ListOption, Selector, as_list, dataset_selector, describe, id_option, open_draft, remember,
     remembered_draft, resolve, show_progress,
 )
 from .output import human_size
+
+log = logging.getLogger(__name__)
 
 _workers = click.option("--max-workers", type=click.IntRange(min=1), metavar="N", help="Parallel threads (default: logical cores).")
 _verbose = click.option("--verbose", is_flag=True, help="Print each file and more detail on stderr.")
@@ -192,3 +195,97 @@ def squash(name: str, ids: tuple[str, ...], storage: str | None) -> None:
     ds = Dataset.squash(name, dataset_ids=list(ids), output_url=storage)
     click.echo(ds.id)
     click.echo(f"squashed {len(ids)} versions into {describe(ds)}", err=True)
+
+
+# --- sync ---
+
+
+@click.command(cls=Command)
+@click.option("--folder", required=True, metavar="FOLDER", help="Local folder the dataset should match (recursively).")
+@click.option("--dataset-folder", metavar="FOLDER", help="Folder inside the dataset it stands for (default: the root).")
+@click.option("--id", "dataset_id", metavar="ID",
+              help="Sync into this draft instead of creating one (default without --parents/--project/--name: "
+                   "the draft remembered here).")
+@click.option("--parents", cls=ListOption, metavar="ID...", help="Create the new version as a child of these.")
+@click.option("--project", metavar="PROJECT", help="Project of the new version (default: the last parent's).")
+@click.option("--name", metavar="NAME", help="Dataset name of the new version (default: the last parent's).")
+@click.option("--version", metavar="VERSION", help="Semantic version of the new version (default: the latest + 1).")
+@click.option("--tags", cls=ListOption, metavar="TAG...", help="Tags of the new version.")
+@click.option("--storage", metavar="URL", help="Store for the version's data (default: the catalog's store).")
+@click.option("--skip-close", is_flag=True, help="Leave the draft open (remembered here) instead of uploading and closing.")
+@click.option("--chunk-size", type=int, metavar="MB",
+              help="Accepted for clearml-data; ignored: mountfs cuts files into content-defined chunks.")
+@click.option("--verify", is_flag=True, help="Hash every file instead of trusting unchanged sizes and mtimes.")
+@_workers
+@_verbose
+def sync(
+    folder: str, dataset_folder: str | None, dataset_id: str | None, parents: tuple[str, ...], project: str | None,
+    name: str | None, version: str | None, tags: tuple[str, ...], storage: str | None, skip_close: bool,
+    chunk_size: int | None, verify: bool, max_workers: int | None, verbose: bool,
+) -> None:
+    """Make a version match a local folder: add new files, re-add changed ones, remove deleted ones.
+
+    With --parents, or --project and --name, a new draft is created (a child
+    of --parents), synced, uploaded and closed; when nothing changed against
+    the parents it is deleted again and no version is made (with --skip-close
+    the draft stays open either way).  Otherwise the draft --id (or the one
+    remembered here) is synced.  Unchanged files (same size and mtime) are
+    not read.
+    """
+    if chunk_size is not None:
+        log.debug("--chunk-size %d ignored: chunks are content-defined", chunk_size)
+    path = os.path.expanduser(folder)
+    # checked before a draft is created, so a typo creates nothing
+    if not os.path.isdir(path):
+        what = "it is not a folder" if os.path.exists(path) else "no such folder"
+        raise UsageError(f"cannot sync {folder}: {what}; give the folder the dataset should match with --folder")
+    creating = bool(parents or (project and name))
+    if not creating and (project or name or version or tags):
+        raise UsageError("sync creates a version with --project and --name (or --parents); "
+                         "to sync into an existing draft give only --id")
+    if creating:
+        if dataset_id:
+            raise UsageError("give either --id (an existing draft) or --parents/--project/--name (a new one), not both")
+        ds = Dataset.create(
+            dataset_name=name, dataset_project=project, dataset_tags=as_list(tags), parent_datasets=as_list(parents),
+            dataset_version=version, output_uri=storage,
+        )
+    else:
+        ds = open_draft(dataset_id, "sync a folder")
+    try:
+        removed, added, modified = ds.sync_folder(
+            path, dataset_path=dataset_folder, verbose=verbose, verify=verify, max_workers=max_workers,
+            show_progress=show_progress(),
+        )
+    except BaseException:
+        if creating:  # bad input found while syncing: leave no draft behind
+            try:
+                ds.discard_draft()
+            except MountfsError as exc:  # the sync's failure is the one to report
+                log.warning("could not delete the draft %s again: %s", ds.id, exc)
+        raise
+    if creating:  # said only now: a sync that failed leaves no draft to tell about
+        click.echo(f"created draft {describe(ds)}", err=True)
+    click.echo(f"synced {folder}: {removed} removed, {added} added, {modified} modified")
+    if skip_close:
+        _remember_open(ds)
+        return
+    if creating and not (removed or added or modified):
+        ds.discard_draft()
+        click.echo(f"no changes against {'the parent' if parents else 'an empty dataset'}: no version created "
+                   f"(draft {ds.id} deleted)")
+        return
+    if ds.is_dirty() or (storage and not creating):
+        _upload(ds, storage if not creating else None, None, max_workers, False, verbose)
+    ds.finalize(verbose=verbose)
+    draft.forget(ds.id)
+    rec = ds.record
+    click.echo(f"finalized {describe(ds)}: {rec.file_count} file(s), {human_size(rec.total_size)}")
+
+
+def _remember_open(ds: Dataset) -> None:
+    try:
+        note = f"remembered in {remember(ds)}"
+    except OSError as exc:
+        note = f"could not remember it here ({exc.strerror}): pass --id {ds.id}"
+    click.echo(f"draft {describe(ds)} left open ({note}); `mountfs close` uploads and finalizes it", err=True)

@@ -10,7 +10,7 @@ import click
 from .. import __version__, session
 from ..config import Config
 from ..errors import ConfigError, MountfsError
-from . import browse, datasets, mounts
+from . import browse, datasets, lifecycle, mounts
 from .common import CliState, logging_to_stderr
 
 #: other names a command answers to (clearml-data says ``close``, the SDK ``finalize``)
@@ -64,8 +64,9 @@ def cli(ctx: click.Context, storage: str | None, debug: bool) -> None:
     """Version datasets like ClearML Data; every version is also a plain directory.
 
     \b
-    Build a version:  create -> add/remove -> upload -> close -> publish
+    Build a version:  create -> add/remove -> upload -> close -> publish (or: sync a folder)
     Read versions:    search, info, list, get, verify
+    Whole datasets:   rename, move
     Mount versions:   mount, umount, status, warmup, cache, daemon run (mountfsd)
     """
     # flags > environment > config file > defaults, resolved once for the command; the SDK the
@@ -84,6 +85,8 @@ def cli(ctx: click.Context, storage: str | None, debug: bool) -> None:
 
 for _cmd in (
     datasets.create, datasets.add, datasets.remove, datasets.upload, datasets.close, datasets.publish, datasets.squash,
+    datasets.sync,
+    lifecycle.rename, lifecycle.move,
     browse.search, browse.info, browse.list_files, browse.get, browse.verify,
     mounts.mount, mounts.umount, mounts.status, mounts.warmup, mounts.cache, mounts.daemon,
 ):

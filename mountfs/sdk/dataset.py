@@ -18,15 +18,16 @@ import os
 from typing import Any, Sequence
 
 from ..catalog import DatasetRecord
+from ..errors import UnknownArgument
 from ..session import current
-from ..store import FileEntry, Store
+from ..store import Store
 from . import lifecycle
 from .changes import DraftChanges
 from .closing import DraftClosing
 from .copies import LocalCopies
 from .metadata import Metadata
 from .reading import VersionReading
-from .version import Version
+from .version import EntryView, Version, as_tags, renumber
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class Dataset:
         cls,
         dataset_name: str | None = None,
         dataset_project: str | None = None,
-        dataset_tags: Sequence[str] | None = None,
+        dataset_tags: str | Sequence[str] | None = None,
         parent_datasets: Sequence["str | Dataset"] | None = None,
         use_current_task: bool = False,
         dataset_version: str | None = None,
@@ -65,7 +66,7 @@ class Dataset:
 
         :param dataset_name: name of the dataset (a directory name in the mount)
         :param dataset_project: project, may be nested (``vision/detection``)
-        :param dataset_tags: tags for searching
+        :param dataset_tags: tags for searching (a plain string is one tag)
         :param parent_datasets: ids (or ``Dataset`` objects) of finalized versions whose files
             this version starts from; merged in order, a later parent overriding an earlier one
         :param use_current_task: accepted for ClearML compatibility; ignored
@@ -77,7 +78,8 @@ class Dataset:
         if use_current_task:
             log.debug("use_current_task is a ClearML task feature; ignored")
         return cls(lifecycle.create(
-            current(), dataset_name, dataset_project, dataset_tags, [_as_id(p) for p in parent_datasets or []],
+            current(), dataset_name, dataset_project, as_tags(dataset_tags, "dataset_tags"),
+            [_as_id(p) for p in parent_datasets or []],
             dataset_version, output_uri, description,
         ))
 
@@ -110,7 +112,7 @@ class Dataset:
         dataset_id: str | None = None,
         dataset_project: str | None = None,
         dataset_name: str | None = None,
-        dataset_tags: Sequence[str] | None = None,
+        dataset_tags: str | Sequence[str] | None = None,
         only_completed: bool = False,
         only_published: bool = False,
         include_archived: bool = False,
@@ -128,14 +130,25 @@ class Dataset:
         :param only_published: only published versions
         :param auto_create: create a new draft when nothing matches
         :param writable_copy: return a new draft child of the match, open for changes
+        :param dataset_tags: only versions carrying every one of these tags (a plain string is one tag)
+
+        Other keyword arguments raise ``UnknownArgument`` (a ``TypeError``, and a
+        ``ValueError`` as ClearML raises); ClearML's private ``_``-prefixed ones are ignored.
         """
+        unknown = sorted(k for k in kwargs if not k.startswith("_"))
+        if unknown:
+            raise UnknownArgument(
+                f"Dataset.get() got unknown keyword argument(s) {', '.join(unknown)}; "
+                "see help(Dataset.get) for its parameters"
+            )
         ignored = {"alias": alias, "overridable": overridable, "shallow_search": shallow_search,
                    "include_archived": include_archived}
         for name, value in ignored.items():
             if value:
                 log.debug("%s is a ClearML server feature; ignored", name)
         return cls(lifecycle.get(
-            current(), dataset_id, dataset_project, dataset_name, dataset_tags, only_completed, only_published,
+            current(), dataset_id, dataset_project, dataset_name, as_tags(dataset_tags, "dataset_tags") or None,
+            only_completed, only_published,
             auto_create, writable_copy, dataset_version,
         ))
 
@@ -143,15 +156,49 @@ class Dataset:
     def list_datasets(
         dataset_project: str | None = None,
         partial_name: str | None = None,
-        tags: Sequence[str] | None = None,
+        tags: str | Sequence[str] | None = None,
         ids: Sequence[str] | None = None,
         only_completed: bool = True,
         recursive_project_search: bool = True,
         include_archived: bool = True,
     ) -> list[dict[str, Any]]:
-        """Datasets matching the filters, newest first, as dicts (id, name, project, version, tags, status, created)."""
-        return lifecycle.list_datasets(current(), dataset_project, partial_name, tags, ids, only_completed,
+        """Datasets matching the filters, newest first, as dicts (id, name, project, version, tags, status, created).
+
+        :param partial_name: a regular expression searched anywhere in the name, ignoring case (ClearML's)
+        :param tags: only versions carrying every one of these tags (a plain string is one tag)
+        """
+        return lifecycle.list_datasets(current(), dataset_project, partial_name, as_tags(tags) or None, ids,
+                                       only_completed,
                                        recursive_project_search)
+
+    # --- rename/move ---
+
+    @classmethod
+    def rename(cls, new_dataset_name: str, dataset_project: str, dataset_name: str) -> None:
+        """Rename a dataset: every version (drafts included) moves to ``new_dataset_name``.
+
+        Ids and version numbers stay.  An existing ``dataset_project/new_dataset_name``
+        is refused (``Conflict``) before anything changes; after a crash, the same
+        call completes the rename.  ``Dataset`` objects already open keep working.
+
+        :param new_dataset_name: new name to assign to the dataset
+        :param dataset_project: project containing the dataset
+        :param dataset_name: current name of the dataset (before renaming)
+        """
+        lifecycle.rename(current(), new_dataset_name, dataset_project, dataset_name)
+
+    @classmethod
+    def move_to_project(cls, new_dataset_project: str, dataset_project: str, dataset_name: str) -> None:
+        """Move a dataset to another project (may be nested, ``a/b``): every version, drafts included.
+
+        An existing dataset of that name in ``new_dataset_project`` is refused
+        (``Conflict``) before anything changes; after a crash, the same call completes the move.
+
+        :param new_dataset_project: new project to move the dataset to
+        :param dataset_project: project of the dataset to move
+        :param dataset_name: name of the dataset to move
+        """
+        lifecycle.move_to_project(current(), new_dataset_project, dataset_project, dataset_name)
 
     # -------------------------------------------------------------- properties
 
@@ -172,8 +219,14 @@ class Dataset:
 
     @property
     def version(self) -> str:
-        """The semantic version (``1.0.0``)."""
+        """The semantic version (``1.0.0``); setting it renumbers a draft (see ``sdk.version.renumber``)."""
         return self._version.record.version
+
+    @version.setter
+    def version(self, version: str) -> None:
+        # ClearML parity: the new number is claimed first, a taken one refused (Conflict), the old one freed;
+        # a finalized version keeps its number (StateError)
+        renumber(self._version, version)
 
     @property
     def tags(self) -> list[str]:
@@ -181,8 +234,8 @@ class Dataset:
         return list(self._version.record.tags)
 
     @tags.setter
-    def tags(self, values: Sequence[str]) -> None:
-        self._version.record.tags = list(values or [])
+    def tags(self, values: str | Sequence[str] | None) -> None:
+        self._version.record.tags = as_tags(values)
         self._version.save_record()
 
     @property
@@ -192,7 +245,7 @@ class Dataset:
 
     @property
     def description(self) -> str:
-        """Free text given at create."""
+        """Free text given at create or by ``set_description``."""
         return self._version.record.description
 
     @property
@@ -201,14 +254,54 @@ class Dataset:
         return self._version.record
 
     @property
-    def file_entries_dict(self) -> dict[str, FileEntry]:
-        """path -> file entry (size, digest, chunks ...) of every file in this version."""
-        return dict(self._version.table())
+    def file_entries_dict(self) -> dict[str, EntryView]:
+        """path -> entry of every file in this version, external ones included (ClearML keeps those apart,
+        in ``link_entries_dict``).  Each is a copy that answers to ClearML's names (``relative_path``,
+        ``size``, ``hash``, ``parent_dataset_id``, ``link``) and to mountfs's (``digest``, ``chunks`` ...)."""
+        return self._reading.entries()
 
     @property
     def storage(self) -> Store:
         """The store holding this version's data."""
         return self._version.store
+
+    # --- ClearML parity: tags, description, version number, entries, chunks ---
+
+    def add_tags(self, tags: str | Sequence[str]) -> None:
+        """Add tags (a plain string is one tag); those already there stay, none is added twice."""
+        self.tags = self._version.record.tags + as_tags(tags)
+
+    def set_description(self, description: str) -> None:
+        """Replace the description, a draft's or a finalized version's (it is not part of the content)."""
+        self._version.record.description = str(description or "")
+        self._version.save_record()
+
+    def get_default_storage(self) -> str:
+        """URL of the store this version's data is uploaded to (``output_uri``, or the catalog's store)."""
+        return self._version.store.url
+
+    def get_num_chunks(self, include_parents: bool = True) -> int:
+        """Number of packs (mountfs's upload unit, ClearML's chunks) holding this version's files.
+
+        :param include_parents: True: every pack its files are in, wherever they were uploaded;
+            False: only the packs its own upload added (none of its parents' files are in them)
+        """
+        return self._reading.num_chunks(include_parents)
+
+    @property
+    def file_entries(self) -> list[EntryView]:
+        """The stored (not external) files, as entries with ClearML's names; see ``file_entries_dict``."""
+        return [e for e in self._reading.entries().values() if not e.is_external]
+
+    @property
+    def link_entries(self) -> list[EntryView]:
+        """The external files (``add_external_files``), as entries with ClearML's names (``link``: the URL)."""
+        return list(self.link_entries_dict.values())
+
+    @property
+    def link_entries_dict(self) -> dict[str, EntryView]:
+        """path -> entry of each external file (``add_external_files``), with ClearML's names."""
+        return {p: e for p, e in self._reading.entries().items() if e.is_external}
 
     def is_final(self) -> bool:
         """True once finalized (completed or published): the content can no longer change."""
@@ -271,9 +364,43 @@ class Dataset:
         """
         return self._changes.add_external_files(source_url, wildcard, dataset_path, recursive, verbose, max_workers)
 
-    def remove_files(self, dataset_path: str, recursive: bool = True, verbose: bool = False) -> int:
-        """Remove files matching ``dataset_path`` (a path, folder or wildcard); return how many."""
-        return self._changes.remove_files(dataset_path, recursive, verbose)
+    def remove_files(self, dataset_path: str | None = None, recursive: bool = True, verbose: bool = False) -> int:
+        """Remove files matching ``dataset_path`` (a path, folder or wildcard); return how many.
+
+        With no ``dataset_path`` every file is removed (with ``recursive=False``:
+        those at the top level), as ClearML.
+        """
+        return self._changes.remove_files("*" if dataset_path is None else dataset_path, recursive, verbose)
+
+    # --- sync ---
+
+    def sync_folder(
+        self,
+        local_path: str | os.PathLike[str],
+        dataset_path: str | os.PathLike[str] | None = None,
+        verbose: bool = False,
+        *,
+        verify: bool = False,
+        max_workers: int | None = None,
+        show_progress: bool = False,
+    ) -> tuple[int, int, int]:
+        """Make the draft match a local folder (recursively); return ``(removed, added, modified)`` counts.
+
+        New files are added, changed ones added again, and files of the draft
+        under ``dataset_path`` that the folder no longer has are removed.  A
+        file whose size and mtime equal the draft's entry (the parent's, or an
+        earlier sync's) is unchanged and not read.  Can be called again after
+        ``upload()`` (ClearML's folder-sync example).
+
+        :param local_path: the folder
+        :param dataset_path: folder inside the dataset it stands for (default: the root)
+        :param verify: hash every file instead of trusting size and mtime
+        """
+        return self._changes.sync_folder(local_path, dataset_path, verbose, verify, max_workers, show_progress)
+
+    def discard_draft(self) -> None:
+        """mountfs's own: delete this draft (never finalized) and free its version number."""
+        self._changes.discard()
 
     # ---------------------------------------------------------------- closing
 
@@ -342,7 +469,9 @@ class Dataset:
 
         With ``local_copy_path`` the files of that folder are checked (``skip_hash``:
         sizes only); without it every chunk of the version is read from the store
-        and checked (``skip_hash`` does not apply there).
+        and checked (``skip_hash`` does not apply there).  External files have
+        no digest unless they were read: a local copy of one is checked by its
+        size, and in the store check its source by size and ETag.
         """
         return self._reading.verify_dataset_hash(local_copy_path, skip_hash, verbose)
 

@@ -1,4 +1,5 @@
-"""Catalog operations: creating a draft, squashing versions into one, finding and listing versions.
+"""Catalog operations: creating a draft, squashing versions into one, finding and listing versions,
+renaming a dataset and moving it to another project.
 
 Each takes the session explicitly and returns ``Version`` parts (or plain
 records), which ``sdk.dataset.Dataset`` wraps; ids stand in for ``Dataset``
@@ -17,7 +18,7 @@ from ..errors import MountfsError, NotFound, StateError, UsageError
 from ..session import Session
 from ..store import FileEntry
 from .closing import pending_entries, seal, send_pending
-from .version import Version, merge_versions
+from .version import Version, merge_versions, name_pattern
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,10 @@ def list_datasets(
     """The matching versions, newest first, as dicts."""
     statuses = FINAL_STATUSES if only_completed else None
     out = []
-    for r in sess.catalog.find(tags=tags, statuses=statuses, partial_name=partial_name):
+    pattern = name_pattern(partial_name)  # a regular expression, as ClearML's
+    for r in sess.catalog.find(tags=tags, statuses=statuses):
+        if pattern is not None and not pattern.search(r.name):
+            continue
         if dataset_project is not None:
             inside = recursive_project_search and r.project.startswith(dataset_project.rstrip("/") + "/")
             if r.project != dataset_project and not inside:
@@ -189,3 +193,26 @@ def list_datasets(
              "status": r.status, "created": r.created, "file_count": r.file_count, "total_size": r.total_size}
         )
     return out
+
+
+def rename(sess: Session, new_dataset_name: str, dataset_project: str, dataset_name: str) -> list[DatasetRecord]:
+    """Give every version of ``dataset_project/dataset_name`` (drafts included) the name ``new_dataset_name``."""
+    return _move(sess, dataset_project, dataset_name, dataset_project, new_dataset_name)
+
+
+def move_to_project(sess: Session, new_dataset_project: str, dataset_project: str, dataset_name: str) -> list[DatasetRecord]:
+    """Move every version of ``dataset_project/dataset_name`` (drafts included) to ``new_dataset_project``."""
+    return _move(sess, dataset_project, dataset_name, new_dataset_project, dataset_name)
+
+
+def _move(sess: Session, project: str, name: str, new_project: str, new_name: str) -> list[DatasetRecord]:
+    # the source is checked too: it becomes part of keys, and a typo should say what is wrong
+    names.check_project(project)
+    names.check_name(name)
+    try:
+        names.check_project(new_project)
+    except UsageError as exc:  # the rule's message does not say which project it read
+        raise UsageError(f"new project {names.shown(new_project)}: {exc}") from None
+    moved = sess.catalog.move_dataset(project, name, new_project, new_name)
+    log.info("moved %d versions of %s/%s to %s/%s", len(moved), project, name, new_project, new_name)
+    return moved

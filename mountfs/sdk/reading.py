@@ -16,7 +16,8 @@ from .. import localcopy
 from ..catalog import DatasetRecord, names
 from ..errors import MountfsError
 from ..store import FileEntry
-from .version import Version, diff_tables
+from ..store.external import check_unchanged
+from .version import EntryView, Version, diff_tables, entry_views
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,23 @@ class VersionReading:
         v = self._other(dataset_id)
         return diff_tables(v.table(), v.parent_table())
 
+    def entries(self) -> dict[str, EntryView]:
+        """path -> entry by ClearML's names (``relative_path``, ``hash``, ``parent_dataset_id``, ``link``)."""
+        return entry_views(self._v, self._lookup)
+
+    def num_chunks(self, include_parents: bool = True) -> int:
+        """Packs holding this version's stored files: all of them, or (``include_parents=False``) only
+        those none of its parents' files are in, i.e. the packs this version's own upload added.
+
+        ClearML counts the zip chunks each version uploaded, summed over the
+        lineage; a mountfs pack is the unit of upload in the same way.  A
+        draft's files not uploaded yet are in no pack and are not counted.
+        """
+        packs = {c.pack for e in self._v.table().values() for c in e.chunks if c.pack}
+        if not include_parents:
+            packs -= {c.pack for e in self._v.parent_table().values() for c in e.chunks if c.pack}
+        return len(packs)
+
     def get_dependency_graph(self) -> dict[str, list[str]]:
         """id -> parent ids, for this version and all its ancestors."""
         graph: dict[str, list[str]] = {}
@@ -72,9 +90,23 @@ class VersionReading:
             bad = [e.path for e in entries if not _local_file_ok(os.path.join(local_copy_path, e.path), e, skip_hash)]
         else:
             bad = self._damaged_in_store(entries)
+            bad += self._changed_sources([e for e in entries if e.is_external])
+            bad.sort()
         if verbose:
             for p in bad:
                 print(f"FAILED: {p}", file=sys.stderr)
+        return bad
+
+    def _changed_sources(self, entries: list[FileEntry]) -> list[str]:
+        """Paths of external files whose source is gone, unreadable, or of another size or ETag than recorded."""
+        bad = []
+        for e in entries:
+            try:
+                backend, key = self._v.session.source(e.url)
+                check_unchanged(backend, key, e)
+            except MountfsError as exc:
+                log.error("verify %s: %s: %s", self._v.id, e.path, exc)
+                bad.append(e.path)
         return bad
 
     def _damaged_in_store(self, entries: list[FileEntry]) -> list[str]:
@@ -114,11 +146,16 @@ class VersionReading:
 
 
 def _local_file_ok(path: str, e: FileEntry, skip_hash: bool) -> bool:
-    """Whether the file at ``path`` has ``e``'s size and (unless ``skip_hash``) its digest."""
+    """Whether the file at ``path`` has ``e``'s size and (unless ``skip_hash``) its digest.
+
+    An external file added without reading it has no digest: its size is all
+    there is to check a local copy against (its ETag names the source's
+    version, not a hash of the bytes that can be recomputed here).
+    """
     try:
         if os.path.getsize(path) != e.size:
             return False
-        if skip_hash:
+        if skip_hash or (e.is_external and not e.digest):
             return True
         h = xxhash.xxh3_128()
         with open(path, "rb") as fh:

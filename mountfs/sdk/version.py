@@ -2,15 +2,19 @@
 
 The parts (changes, closing, reading, copies, metadata) are handed a
 ``Version`` instead of reaching into ``Dataset``; this module also holds the one
-merge of parent versions and the test of what still needs uploading.
+merge of parent versions and the test of what still needs uploading, and the
+small pieces of ClearML parity every part shares: tags as a list, renumbering a
+draft, name patterns, and entries that answer to ClearML's attribute names.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+import dataclasses
+import re
+from typing import Any, Callable, Iterable, Sequence
 
-from ..catalog import DRAFT, UPLOADED, DatasetRecord
-from ..errors import StateError
+from ..catalog import DRAFT, UPLOADED, DatasetRecord, names
+from ..errors import MountfsError, StateError, UsageError
 from ..session import Session
 from ..store import FileEntry, Store
 from ..store import manifest as manifest_codec
@@ -117,3 +121,155 @@ class Version:
         if self.record.status == UPLOADED:
             self.record.status = DRAFT
             self.save_record()
+
+
+# --- ClearML's names ---------------------------------------------------------------
+
+
+def as_tags(tags: str | Sequence[str] | None, what: str = "tags") -> list[str]:
+    """``tags`` as a list: a plain string is one tag (ClearML's ``add_tags("my tag")``), not its letters."""
+    if tags is None:
+        return []
+    if isinstance(tags, str):
+        tags = [tags]
+    out: list[str] = []
+    for t in tags:
+        if not isinstance(t, str):
+            raise UsageError(f"{what} must be strings; got {type(t).__name__} {t!r}")
+        if t not in out:
+            out.append(t)
+    return out
+
+
+def renumber(v: Version, version: str) -> None:
+    """Give a draft another version number: claim the new pointer, save the record, then release the old one.
+
+    A number another version holds is refused (``Conflict``) and nothing
+    changes.  Between the claim and the release both pointers name this id,
+    but only the one the record agrees with counts (``Catalog.agrees``), so a
+    crash in between leaves the old number taken, never two versions.
+    """
+    new = names.check_version(str(version).strip())
+    r = v.record
+    if new == r.version:
+        return
+    v.require_draft(f"change its version to {new}")
+    old = r.version
+    v.session.catalog.claim(r.project, r.name, new, r.id)
+    r.version = new
+    try:
+        v.save_record()
+    except BaseException:
+        r.version = old
+        try:
+            v.session.catalog.release(r.project, r.name, new)
+        except MountfsError:  # the first failure is the one to report
+            pass
+        raise
+    v.session.catalog.release(r.project, r.name, old)
+
+
+def name_pattern(partial_name: str | None) -> re.Pattern[str] | None:
+    """``list_datasets(partial_name=...)``: a regular expression searched anywhere in the name, ignoring case."""
+    if partial_name is None:
+        return None
+    try:
+        return re.compile(partial_name, re.IGNORECASE)
+    except re.error as exc:
+        raise UsageError(
+            f"partial_name {partial_name!r} is not a valid regular expression ({exc}); "
+            "escape special characters (re.escape) to match them literally"
+        ) from None
+
+
+def _same_content(a: FileEntry, b: FileEntry) -> bool:
+    """Whether two entries of one path hold the same bytes (external ones: the same source, size and tag)."""
+    return a.size == b.size and a.digest == b.digest and a.url == b.url and a.etag == b.etag
+
+
+class Origins:
+    """path -> id of the version whose files first held that path's current content, read once when asked.
+
+    ClearML's ``parent_dataset_id`` is the version that stored the file.  The
+    manifest does not record it, so it is found by walking the parents: an
+    entry equal to the one its parents merged came from them (the last parent
+    holding it, as in the merge), any other entry from this version itself.
+    """
+
+    def __init__(self, version: Version, lookup: Callable[[str], Version]) -> None:
+        self._v = version
+        self._lookup = lookup
+        self._memo: dict[str, dict[str, str]] = {}
+
+    def of(self, path: str) -> str:
+        return self._origins(self._v).get(path, self._v.id)
+
+    def _origins(self, v: Version) -> dict[str, str]:
+        done = self._memo.get(v.id)
+        if done is not None:
+            return done
+        table = v.table()
+        out = {p: v.id for p in table}
+        for parent_id in v.record.parents:
+            parent = self._lookup(parent_id)
+            theirs, above = parent.table(), self._origins(parent)
+            for p, e in table.items():
+                pe = theirs.get(p)
+                if pe is not None and _same_content(e, pe):
+                    out[p] = above.get(p, parent.id)
+        self._memo[v.id] = out
+        return out
+
+
+#: every field of ``FileEntry``, copied into each ``EntryView`` whatever fields the format grows
+_ENTRY_FIELDS = tuple(f.name for f in dataclasses.fields(FileEntry))
+
+
+class EntryView(FileEntry):
+    """A copy of one ``FileEntry`` that also answers to ClearML's names (``FileEntry`` / ``LinkEntry``).
+
+    ``relative_path`` is the path, ``hash`` the hex xxh3-128 digest (ClearML's
+    is SHA-256; "" for an external file not read), ``link`` the source URL of
+    an external file (None for a stored one), ``parent_dataset_id`` the
+    version the content was stored by (``Origins``).  It is still a
+    ``FileEntry``, so mountfs's own fields (``path``, ``digest``, ``chunks``,
+    ``url``, ``etag`` ...) read as before; changing it changes nothing stored.
+    """
+
+    __slots__ = ("_origins",)
+
+    def __init__(self, entry: FileEntry, origins: Origins) -> None:
+        # a field-by-field copy, not FileEntry.__init__(**fields): this runs for every file of a version
+        for name in _ENTRY_FIELDS:
+            setattr(self, name, getattr(entry, name))
+        self._origins = origins
+
+    @property
+    def relative_path(self) -> str:
+        return self.path
+
+    @property
+    def hash(self) -> str:
+        return self.digest.hex()
+
+    @property
+    def link(self) -> str | None:
+        return self.url or None
+
+    @property
+    def parent_dataset_id(self) -> str:
+        return self._origins.of(self.path)
+
+    def as_dict(self) -> dict[str, Any]:
+        """ClearML's ``as_dict()``: the fields by ClearML's names."""
+        out: dict[str, Any] = {"relative_path": self.path, "hash": self.hash,
+                               "parent_dataset_id": self.parent_dataset_id, "size": self.size}
+        if self.url:
+            out["link"] = self.url
+        return out
+
+
+def entry_views(version: Version, lookup: Callable[[str], Version]) -> dict[str, EntryView]:
+    """path -> ``EntryView`` of every file of ``version``, sharing one ``Origins``."""
+    origins = Origins(version, lookup)
+    return {p: EntryView(e, origins) for p, e in version.table().items()}

@@ -25,6 +25,18 @@ from mountfs.store.packs import CODEC_NONE
 PUBLIC_API: dict[str, Any] = {
     "add_external_files": ["self", "source_url", "wildcard=None", "dataset_path=None", "recursive=True",
                            "verbose=False", "max_workers=None"],
+    "add_tags": ["self", "tags"],  # --- parity (issue 15) ---
+    "file_entries": "property",
+    "get_default_storage": ["self"],
+    "get_num_chunks": ["self", "include_parents=True"],
+    "link_entries": "property",
+    "link_entries_dict": "property",
+    "set_description": ["self", "description"],  # --- end parity ---
+    "sync_folder": ["self", "local_path", "dataset_path=None", "verbose=False", "verify=False",  # --- sync ---
+                    "max_workers=None", "show_progress=False"],
+    "discard_draft": ["self"],  # --- end sync ---
+    "rename": ["new_dataset_name", "dataset_project", "dataset_name"],  # --- rename/move ---
+    "move_to_project": ["new_dataset_project", "dataset_project", "dataset_name"],  # --- end rename/move ---
     "add_files": ["self", "path", "wildcard=None", "local_base_folder=None", "dataset_path=None", "recursive=True",
                   "verbose=False", "max_workers=None", "show_progress=False"],
     "create": ["dataset_name=None", "dataset_project=None", "dataset_tags=None", "parent_datasets=None",
@@ -55,7 +67,7 @@ PUBLIC_API: dict[str, Any] = {
     "project": "property",
     "publish": ["self", "raise_on_error=True"],
     "record": "property",
-    "remove_files": ["self", "dataset_path", "recursive=True", "verbose=False"],
+    "remove_files": ["self", "dataset_path=None", "recursive=True", "verbose=False"],
     "set_metadata": ["self", "metadata", "metadata_name='metadata'", "ui_visible=True"],
     "squash": ["dataset_name", "dataset_ids=None", "dataset_project_name_pairs=None", "output_url=None"],
     "status": "property",
@@ -64,7 +76,7 @@ PUBLIC_API: dict[str, Any] = {
     "upload": ["self", "show_progress=True", "verbose=False", "output_url=None", "compression=None",
                "chunk_size=None", "max_workers=None", "retries=3"],
     "verify_dataset_hash": ["self", "local_copy_path=None", "skip_hash=False", "verbose=False"],
-    "version": "property",
+    "version": "property+setter",
 }
 
 
