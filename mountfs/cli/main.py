@@ -10,7 +10,7 @@ import click
 from .. import __version__, session
 from ..config import Config
 from ..errors import ConfigError, MountfsError
-from . import browse, datasets, lifecycle, mounts
+from . import browse, datasets, mounts, moving
 from .common import CliState, logging_to_stderr
 
 #: other names a command answers to (clearml-data says ``close``, the SDK ``finalize``)
@@ -86,7 +86,7 @@ def cli(ctx: click.Context, storage: str | None, debug: bool) -> None:
 for _cmd in (
     datasets.create, datasets.add, datasets.remove, datasets.upload, datasets.close, datasets.publish, datasets.squash,
     datasets.sync,
-    lifecycle.rename, lifecycle.move,
+    moving.rename, moving.move,
     browse.search, browse.info, browse.list_files, browse.get, browse.verify,
     mounts.mount, mounts.umount, mounts.status, mounts.warmup, mounts.cache, mounts.daemon,
 ):
