@@ -1,7 +1,7 @@
 """The error hierarchy (mountfs/errors.py): one family per kind of failure, each with its exit code.
 
 Exit codes are an interface: scripts branch on them, so the table below changes only on purpose.
-How the CLI prints each error (one line, that code, no traceback) is tests/cli/test_cli_errors.py.
+How the CLI prints each error (one line, that code, no traceback) is tests/cli/test_main.py.
 """
 
 from __future__ import annotations

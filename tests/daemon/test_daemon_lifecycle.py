@@ -11,12 +11,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from mfs import (MOUNTFS, MOUNTFSD, Harness, assert_same_tree, build, drop_page_cache, pid_alive, random_tree, sha,
+from mfs import (Harness, assert_same_tree, build, drop_page_cache, pid_alive, random_tree, sha,
                  tree_files, wait_for, wait_refreshes, write)
 
 from mountfs.daemon import mounts
@@ -171,37 +170,6 @@ def stat_mode(st: os.stat_result) -> int:
     return st.st_mode & 0o7777
 
 
-@pytest.mark.parametrize("how, sig", [("mountfsd", signal.SIGTERM), ("module", signal.SIGTERM),
-                                      ("daemon-run", signal.SIGINT)])
-def test_signal_unmounts_cleanly(h: Harness, tmp_path: Path, how: str, sig: int) -> None:
-    src = random_tree(tmp_path / "v1", seed=1, files=4)
-    build("p", "n", src)
-    mp = h.mountpoint()
-    d = h.start(mp, how=how)
-    _read_all(Path(mp) / "p/n/latest", src)
-    assert d.terminate(sig) == 0
-    assert not mounts.mounted_fuse(mp)
-    assert os.listdir(mp) == []
-    assert _runtime_gone(h, mp)
-    assert "unmounted" in d.log_text()
-    assert not d.log_problems(), d.log_problems()
-
-
-def test_second_daemon_on_a_live_mountpoint_is_refused(h: Harness, tmp_path: Path) -> None:
-    src = random_tree(tmp_path / "v1", seed=1, files=3)
-    build("p", "n", src)
-    mp = h.mountpoint()
-    d = h.start(mp)
-    for argv in ([MOUNTFS, "daemon", "run", "--mountpoint", mp], [MOUNTFSD, "--mountpoint", mp]):
-        res = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=h.env, stdin=subprocess.DEVNULL)
-        assert res.returncode != 0 and "already mounted" in res.stderr, res
-    # the first daemon is untouched: still mounted, still answering, runtime files in place
-    assert d.alive() and d.status()["pid"] == d.pid
-    assert not _runtime_gone(h, mp)
-    _read_all(Path(mp) / "p/n/latest", src)
-    assert h.cli_json("status")[0]["pid"] == d.pid
-
-
 @pytest.mark.allow_warnings
 def test_sigkill_stale_mount_cleanup_and_restart(h: Harness, tmp_path: Path) -> None:
     src = random_tree(tmp_path / "v1", seed=1, files=10, big=4 << 20)
@@ -249,30 +217,6 @@ def test_sigkill_stale_mount_cleanup_and_restart(h: Harness, tmp_path: Path) -> 
     h.cli("umount", mp)
     wait_for(lambda: not pid_alive(d3.pid), 10, "the daemon to exit")
     assert not mounts.mounted_fuse(mp)
-
-
-@pytest.mark.allow_warnings
-def test_single_version_mount_after_sigkill(h: Harness, tmp_path: Path) -> None:
-    """A killed single-version daemon leaves a stale mount; `mountfs mount` again on it just works.
-
-    The version root has an hour-long attribute timeout, so the kernel keeps
-    answering stat() for the dead mount: staleness must be probed otherwise.
-    """
-    src = random_tree(tmp_path / "v1", seed=1, files=5, big=1 << 20)
-    build("p", "n", src)
-    mp = h.mountpoint()
-    d = h.mount("p/n/1.0.0", mp)
-    _read_all(mp, src)
-    _settle(d)
-    d.terminate(signal.SIGKILL)
-    assert mounts.mounted_fuse(mp) and mounts.is_stale(mp)
-    d2 = h.mount("p/n/1.0.0", mp)
-    assert d2.pid != d.pid
-    _read_all(mp, src)
-    assert d2.status()["bytes_fetched"] == 0
-    d2.terminate(signal.SIGKILL)
-    h.cli("umount", mp)
-    assert not mounts.mounted_fuse(mp) and _runtime_gone(h, mp)
 
 
 def test_warmup_then_reads_fetch_nothing(h: Harness, tmp_path: Path) -> None:
@@ -454,39 +398,3 @@ def test_corrupted_pack_gives_eio_never_wrong_bytes(h: Harness, tmp_path: Path) 
     assert d.status()["fetch_errors"] > 0
     problems = d.log_problems()
     assert any(bad.pack in line for line in problems if " ERROR " in line), problems
-
-
-def _policies(pid: int) -> dict[int, int]:
-    """Scheduling policy of each thread of ``pid`` (SCHED_RESET_ON_FORK included)."""
-    return {int(t): os.sched_getscheduler(int(t)) for t in os.listdir(f"/proc/{pid}/task")}
-
-
-def _realtime_allowed() -> bool:
-    """Whether a process started here may take SCHED_FIFO (root or CAP_SYS_NICE, and no cgroup refusing it)."""
-    probe = "import os; os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))"
-    return subprocess.run([sys.executable, "-c", probe], capture_output=True).returncode == 0
-
-
-@pytest.mark.skipif(not _realtime_allowed(), reason="this environment refuses realtime scheduling")
-def test_fuse_thread_realtime_and_its_off_switch(h: Harness, tmp_path: Path) -> None:
-    src = random_tree(tmp_path / "v1", seed=1, files=30)
-    v1 = build("p", "n", src)
-    mp = h.mountpoint("rt")
-    d = h.mount(v1.id, mp)
-    assert_same_tree(mp, src)  # reads start worker threads, which must stay normal
-    policies = _policies(d.pid)
-    assert policies.pop(d.pid) == os.SCHED_FIFO | os.SCHED_RESET_ON_FORK
-    assert os.sched_getparam(d.pid).sched_priority == 1
-    assert policies and set(policies.values()) == {os.SCHED_OTHER}, policies
-    assert d.status()["realtime"] is True
-    assert "realtime=True" in d.log_text()
-    h.cli("umount", mp)
-
-    cfg = tmp_path / "config.toml"
-    cfg.write_text("realtime = false\n")
-    mp2 = h.mountpoint("normal")
-    d2 = h.mount(v1.id, mp2, env={**h.env, "MOUNTFS_CONFIG": str(cfg)})
-    assert _policies(d2.pid)[d2.pid] == os.SCHED_OTHER
-    assert d2.status()["realtime"] is False
-    assert_same_tree(mp2, src)
-    h.cli("umount", mp2)
