@@ -113,3 +113,10 @@ class VersionGone(NotFound):
 
 class UnknownArgument(UsageError, TypeError, ValueError):
     """A keyword argument the call does not take: a TypeError as Python's own, a ValueError as ClearML raises."""
+
+
+# --- garbage collection --------------------------------------------------------
+
+
+class StoreLocked(Conflict):
+    """Another process holds a lock on the store that this operation cannot share (gc vs. an upload)."""

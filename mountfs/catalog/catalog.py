@@ -36,6 +36,38 @@ def newest_first(records: Iterable[DatasetRecord]) -> list[DatasetRecord]:
     return sorted(records, key=lambda r: (r.id[:12], names.version_key(r.version), r.id), reverse=True)
 
 
+def latest_key(version: str, dataset_id: str) -> tuple[tuple[int, ...], str, tuple[int, ...], str]:
+    """The one order of "the latest" among the versions of one project/name (ClearML's ``get``):
+    the highest semantic version, ties by the newest.
+
+    ``1.0`` and ``1.0.0`` are the same semantic version (trailing zeros do not
+    count, as in ClearML's ``packaging`` versions): the newer id (ids are
+    time-ordered) is the latest; within one millisecond, the longer spelling,
+    then the id.  Used by ``get``, the next automatic version, the mount's
+    ``latest`` link and ``find``'s order within a dataset.
+    """
+    number = names.version_key(version)
+    semantic = number
+    while len(semantic) > 1 and semantic[-1] == 0:
+        semantic = semantic[:-1]
+    return semantic, dataset_id[:12], number, dataset_id
+
+
+def latest_first(records: Iterable[DatasetRecord]) -> list[DatasetRecord]:
+    """``records`` with each dataset's versions latest first (``latest_key``).
+
+    Records of several datasets keep the places their dataset's records had
+    (a search stays newest first across datasets): a dataset's places are
+    filled with its own versions, latest first.
+    """
+    listed = list(records)
+    groups: dict[tuple[str, str], list[DatasetRecord]] = defaultdict(list)
+    for r in listed:
+        groups[r.project, r.name].append(r)
+    ordered = {k: iter(sorted(g, key=lambda r: latest_key(r.version, r.id), reverse=True)) for k, g in groups.items()}
+    return [next(ordered[r.project, r.name]) for r in listed]
+
+
 class Catalog:
     """Names, versions and records, kept as small objects in the catalog store."""
 
@@ -310,14 +342,16 @@ class Catalog:
                     f"version {version} of {project}/{name} already exists; pick another version or leave it out to get the next one"
                 ) from None
             return version
-        existing = list(self.versions(project, name))
+        existing = self.versions(project, name)
+        # the latest by the one rule (``latest_key``), then each number another writer took first
+        latest = [max(existing.items(), key=lambda p: latest_key(*p))[0]] if existing else []
         for _ in range(_CLAIM_ATTEMPTS):
-            candidate = names.next_version(existing)
+            candidate = names.next_version(latest)
             try:
                 self.backend.put_if_absent(layout.Pointer(project, name, candidate).key, body)
                 return candidate
             except AlreadyExists:
-                existing.append(candidate)
+                latest = [candidate]
         raise Conflict(f"could not claim a new version of {project}/{name}: too many concurrent writers, try again")
 
     def release(self, project: str, name: str, version: str) -> None:
@@ -390,6 +424,62 @@ class Catalog:
         moved += [r for r in (self.get_or_none(i) for i in marked.values() if i not in done) if r is not None]
         return moved
 
+    # --- deleting a version -------------------------------------------------------
+
+    def children(self, dataset_ids: Iterable[str]) -> dict[str, list[DatasetRecord]]:
+        """id -> the usable records (drafts included) that name it as a parent, for each of ``dataset_ids``."""
+        wanted = set(dataset_ids)
+        out: dict[str, list[DatasetRecord]] = {i: [] for i in wanted}
+        for rec in self.all():
+            for parent in rec.parents:
+                if parent in wanted:
+                    out[parent].append(rec)
+        return out
+
+    def delete_version(self, rec: DatasetRecord) -> None:
+        """Remove one version from the catalog: its pointer, draft state, metadata, record, then the rest.
+
+        In this order, so that a crash anywhere leaves the version either whole
+        or gone (docs/FORMAT.md, "Deleting a version"): without its pointer no
+        listing, lookup by name or mount shows it; the record goes after
+        everything it describes.  The packs stay (other versions may share
+        them); ``mountfs gc`` frees those no manifest needs.  A manifest in
+        another store (``output_uri``) is the caller's.
+        """
+        place = (rec.project, rec.name, rec.version)
+        if self._holder(place) == rec.id:  # never another dataset's pointer (one claimed since, or crafted)
+            self.release(*place)
+        self.drop_draft_state(rec.id)
+        objects = self._objects_of(rec.id)
+        for key in (k for k, h in objects if isinstance(h, layout.Metadata)):
+            self.backend.delete(key)
+        self.drop_record(rec.id)
+        for key in (k for k, h in objects if not isinstance(h, (layout.Metadata, layout.Record))):
+            self.backend.delete(key)  # the manifest (or a state listed late): no record names them any more
+
+    def drop_leftovers(self, dataset_id: str) -> int:
+        """Delete what a delete interrupted after the record left of ``dataset_id`` (its manifest); how many."""
+        try:
+            objects = self._objects_of(dataset_id)
+        except UsageError:  # not an id at all: nothing of it can be stored
+            return 0
+        for key, _ in objects:
+            self.backend.delete(key)
+        return len(objects)
+
+    def _objects_of(self, dataset_id: str) -> list[tuple[str, layout.Record | layout.DraftState | layout.Manifest | layout.Metadata]]:
+        """(key, handle) of each object of ``dataset_id`` this layout writes; other objects are left alone."""
+        prefix = layout.Record(dataset_id).key.rsplit("/", 1)[0] + "/"
+        out = []
+        for o in self.backend.list(prefix):
+            try:
+                handle = layout.parse_dataset_key(o.key)
+            except UsageError:
+                continue
+            if handle is not None and handle.dataset_id == dataset_id:
+                out.append((o.key, handle))
+        return out
+
     def _marked_versions(self, project: str, name: str) -> dict[str, tuple[str, tuple[str, str] | None]]:
         """version -> (id, the (project, name) it is being moved from, or None) of every pointer of project/name."""
         out: dict[str, tuple[str, tuple[str, str] | None]] = {}
@@ -429,7 +519,8 @@ class Catalog:
         statuses: Iterable[str] | None = None,
         partial_name: str | None = None,
     ) -> list[DatasetRecord]:
-        """Records matching every given criterion, newest first; unusable records are skipped with a warning."""
+        """Records matching every given criterion, newest first, and each dataset's versions latest first
+        (``latest_first``: ``[0]`` of one project/name is its latest); unusable records are skipped with a warning."""
         if project is not None and name is not None:
             names.check_project(project)
             names.check_name(name)
@@ -457,4 +548,4 @@ class Catalog:
             if want_status is not None and r.status not in want_status:
                 continue
             out.append(r)
-        return out
+        return latest_first(out)

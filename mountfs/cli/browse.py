@@ -25,7 +25,7 @@ _workers = click.option("--max-workers", type=click.IntRange(min=1), metavar="N"
 def search(
     project: str | None, name: str | None, tags: tuple[str, ...], include_drafts: bool, as_json: bool,
 ) -> None:
-    """Find dataset versions, newest first."""
+    """Find dataset versions: datasets newest first, each one's versions latest (highest) first."""
     found = Dataset.list_datasets(
         dataset_project=project, partial_name=name, tags=as_list(tags), only_completed=not include_drafts,
     )
@@ -191,3 +191,44 @@ def verify(
         where = f" in {local_copy}" if local_copy else ""
         raise IntegrityError(f"{failed} of {checked} file(s) failed verification{where}")
     click.echo(f"verified {checked} file(s) of {len(sels)} dataset(s): all match", err=True)
+
+
+# --- compare ---
+
+
+def _content(entry: Any) -> tuple[Any, ...]:
+    """What tells two entries' content apart: the digest, and for an external file (no digest when added
+    without reading it) its source, size and ETag; mode and mtime are not content."""
+    return (entry.digest, entry.size, entry.url, entry.etag)
+
+
+@click.command(cls=Command)
+@click.option("--source", metavar="ID", help="The version to compare from (required).")
+@click.option("--target", metavar="ID", help="The version to compare with it (required).")
+@click.option("--verbose", is_flag=True, help="List each added, modified and removed file.")
+@_json
+def compare(source: str | None, target: str | None, verbose: bool, as_json: bool) -> None:
+    """Show the files added, modified and removed from version SOURCE to version TARGET.
+
+    Any two versions of any datasets, drafts too; a file is modified when its
+    content differs (not its mode or time).
+    """
+    # checked here, not by click: its message for a missing option is a usage block, not one line
+    missing = [f"--{k}" for k, v in (("source", source), ("target", target)) if not v]
+    if missing:
+        raise UsageError(f"missing {', '.join(missing)}; see `mountfs compare --help`")
+    src, dst = Dataset.get(dataset_id=str(source)), Dataset.get(dataset_id=str(target))
+    old, new = src.file_entries_dict, dst.file_entries_dict
+    added = sorted(p for p in new if p not in old)
+    modified = sorted(p for p in new if p in old and _content(new[p]) != _content(old[p]))
+    removed = sorted(p for p in old if p not in new)
+    if as_json:
+        echo_json({"source": src.id, "target": dst.id, "added": added, "modified": modified, "removed": removed})
+        return
+    if verbose:
+        for kind, paths in (("added", added), ("modified", modified), ("removed", removed)):
+            for p in paths:
+                click.echo(f"{kind}\t{printable(p)}")
+    unchanged = len(new) - len(added) - len(modified)
+    click.echo(f"{describe(src)} -> {describe(dst)}: {len(added)} added, {len(modified)} modified, "
+               f"{len(removed)} removed, {unchanged} unchanged", err=verbose)

@@ -112,7 +112,7 @@ def dataset_selector(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--id", "dataset_id", metavar="ID", help="Dataset id."),
         click.option("--project", metavar="PROJECT", help="dataset project (instead of --id)"),
         click.option("--name", metavar="NAME", help="dataset name (instead of --id)"),
-        click.option("--version", metavar="VERSION", help="version (default: the most recent)"),
+        click.option("--version", metavar="VERSION", help="version (default: the latest, the highest)"),
     ]
     for option in reversed(options):
         wrapper = option(wrapper)

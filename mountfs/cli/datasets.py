@@ -194,7 +194,7 @@ def squash(name: str, ids: tuple[str, ...], storage: str | None) -> None:
     """Merge finalized versions into one new version with no parents (later ids override earlier ones)."""
     ds = Dataset.squash(name, dataset_ids=list(ids), output_url=storage)
     click.echo(ds.id)
-    click.echo(f"squashed {len(ids)} versions into {describe(ds)}", err=True)
+    click.echo(f"squashed {len(ids)} version{'' if len(ids) == 1 else 's'} into {describe(ds)}", err=True)
 
 
 # --- sync ---
@@ -289,3 +289,18 @@ def _remember_open(ds: Dataset) -> None:
     except OSError as exc:
         note = f"could not remember it here ({exc.strerror}): pass --id {ds.id}"
     click.echo(f"draft {describe(ds)} left open ({note}); `mountfs close` uploads and finalizes it", err=True)
+
+
+# --- set-description ---
+
+
+@click.command("set-description", cls=Command)
+@id_option
+@click.option("--description", metavar="TEXT", help="The new description, required (\"\" clears it).")
+def set_description(dataset_id: str | None, description: str | None) -> None:
+    """Replace a version's description; a finalized version's too (it is not part of the content)."""
+    if description is None:  # checked here: click's message for a missing option is a usage block
+        raise UsageError("missing --description; see `mountfs set-description --help`")
+    ds = remembered_draft(dataset_id)
+    ds.set_description(description)
+    click.echo(f"description of {describe(ds)} set")

@@ -10,7 +10,7 @@ import click
 from .. import __version__, session
 from ..config import Config
 from ..errors import ConfigError, MountfsError
-from . import browse, datasets, mounts, moving
+from . import browse, datasets, gc, mounts, moving
 from .common import CliState, logging_to_stderr
 
 #: other names a command answers to (clearml-data says ``close``, the SDK ``finalize``)
@@ -65,8 +65,8 @@ def cli(ctx: click.Context, storage: str | None, debug: bool) -> None:
 
     \b
     Build a version:  create -> add/remove -> upload -> close -> publish (or: sync a folder)
-    Read versions:    search, info, list, get, verify
-    Whole datasets:   rename, move
+    Read versions:    search, info, list, get, verify, compare (set-description: any version)
+    Whole datasets:   rename, move, delete
     Mount versions:   mount, umount, status, warmup, cache, daemon run (mountfsd)
     """
     # flags > environment > config file > defaults, resolved once for the command; the SDK the
@@ -85,9 +85,10 @@ def cli(ctx: click.Context, storage: str | None, debug: bool) -> None:
 
 for _cmd in (
     datasets.create, datasets.add, datasets.remove, datasets.upload, datasets.close, datasets.publish, datasets.squash,
-    datasets.sync,
-    moving.rename, moving.move,
-    browse.search, browse.info, browse.list_files, browse.get, browse.verify,
+    datasets.sync, datasets.set_description,
+    moving.rename, moving.move, moving.delete,
+    gc.gc,
+    browse.search, browse.info, browse.list_files, browse.get, browse.verify, browse.compare,
     mounts.mount, mounts.umount, mounts.status, mounts.warmup, mounts.cache, mounts.daemon,
 ):
     cli.add_command(_cmd)

@@ -1,7 +1,7 @@
-"""Commands that change a whole dataset (every version of a project/name): rename, move.
+"""Commands that change a whole dataset (every version of a project/name): rename, move; and delete.
 
 Option names are clearml-data's: ``rename --new-name --project --name``,
-``move --new-project --project --name``.
+``move --new-project --project --name``, ``delete --id --project --name --version --force --entire-dataset``.
 """
 
 from __future__ import annotations
@@ -56,3 +56,32 @@ def move(new_project: str | None, project: str | None, name: str | None) -> None
     assert new_project and project and name
     moved = lifecycle.move_to_project(current(), new_project, project, name)
     _done("moved", len(moved), f"{project}/{name}", f"{new_project}/{name}")
+
+
+@click.command(cls=Command)
+@click.option("--id", "dataset_id", metavar="ID", help="Id of the version to delete.")
+@click.option("--project", metavar="PROJECT", help="Project of the version(s).")
+@click.option("--name", metavar="NAME", help="Name of the version(s).")
+@click.option("--version", metavar="VERSION", help="Only this version of project/name.")
+@click.option("--force", is_flag=True, help="Delete a version that is another's parent (its children stay readable).")
+@click.option("--entire-dataset", is_flag=True, help="Delete every matching version (needs --force).")
+@click.option("--no-gc", is_flag=True, help="Leave the packs for the next `mountfs gc` instead of freeing them now.")
+def delete(dataset_id: str | None, project: str | None, name: str | None, version: str | None, force: bool,
+           entire_dataset: bool, no_gc: bool) -> None:
+    """Delete a version, or with --entire-dataset --force every matching one (drafts too).
+
+    Records and catalog pointers go at once (a running mount drops the
+    versions at its next refresh); children of a deleted version stay fully
+    readable.  Then `mountfs gc` frees the packs no remaining version needs,
+    unless --no-gc.
+    """
+    sess = current()
+    deleted = lifecycle.delete(sess, dataset_id, project, name, force, version, entire_dataset)
+    for rec in deleted:
+        click.echo(f"deleted {rec.id} {printable(rec.project)}/{printable(rec.name)} {printable(rec.version)}")
+    if no_gc:
+        return
+    report = lifecycle.collect_garbage(sess)
+    # None: gc could not run now (warned on stderr); the next `mountfs gc` frees the packs
+    if report is not None:
+        click.echo(report.summary())

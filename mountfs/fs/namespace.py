@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Union
 
 from ..catalog import Catalog, DatasetRecord
-from ..catalog.names import version_key
+from ..catalog.catalog import latest_key
 from ..errors import MountfsError
 
 log = logging.getLogger(__name__)
@@ -179,9 +179,10 @@ def _add_latest(root: Dir) -> None:
     todo = [root]
     while todo:
         node = todo.pop()
-        versions = [name for name, child in node.children.items() if isinstance(child, Version)]
+        versions = {name: child.dataset_id for name, child in node.children.items() if isinstance(child, Version)}
         todo.extend(child for name, child in node.children.items() if isinstance(child, Dir) and name != BY_ID)
         if versions:
             if LATEST in node.children:
                 log.info("catalog: the %s link hides a project level or dataset named %s", LATEST, LATEST)
-            node.children[LATEST] = Link(max(versions, key=version_key))
+            # the one rule of "latest" (``get`` picks the same version): the highest semantic version, ties by newest
+            node.children[LATEST] = Link(max(versions, key=lambda v: latest_key(v, versions[v])))

@@ -59,18 +59,28 @@ class DraftChanges:
         self,
         source_url: str | Sequence[str],
         wildcard: str | Sequence[str] | None = None,
-        dataset_path: str | None = None,
+        dataset_path: str | Sequence[str] | None = None,
         recursive: bool = True,
         verbose: bool = False,
         max_workers: int | None = None,
     ) -> int:
-        """Record files that stay at their source URL; how many were added or changed."""
+        """Record files that stay at their source URL; how many were added or changed.
+
+        ``dataset_path``: one folder for every URL, or (ClearML's) a list with one folder per URL.
+        """
         self._v.require_draft("add external files")
         urls = [source_url] if isinstance(source_url, str) else list(source_url)
         patterns = [wildcard] if isinstance(wildcard, str) else (list(wildcard) if wildcard else None)
-        prefix = names.check_dataset_path(dataset_path or "")
+        if dataset_path is None or isinstance(dataset_path, str):
+            prefixes = [names.check_dataset_path(dataset_path or "")] * len(urls)
+        else:
+            given = list(dataset_path)
+            if len(given) != len(urls):
+                raise UsageError(f"dataset_path has {len(given)} paths for {len(urls)} source URLs; "
+                                 "give one path, or one path per URL")
+            prefixes = [names.check_dataset_path(p or "") for p in given]
         found: list[Found] = []
-        for url in urls:
+        for url, prefix in zip(urls, prefixes):
             found.extend(self._expand_source(str(url), prefix, patterns, recursive))
         found.sort(key=lambda t: t[1])
         names.check_distinct((url, dpath) for url, dpath, _ in found)

@@ -14,10 +14,11 @@ from typing import Any, Callable, Iterator
 from ..backends import normalize_url
 from ..catalog import COMPLETED, PUBLISHED, UPLOADED, DatasetRecord
 from ..catalog.records import now_iso
-from ..errors import MountfsError, StateError
+from ..errors import IntegrityError, MountfsError, StateError
 from ..session import Session, default_workers, progress_bar
 from ..store import FileEntry
 from ..store.chunker import read_source_chunks
+from ..store.locks import shared_lock
 from ..store.upload import ChunkSource, UploadStats, upload_chunks
 from .version import OTHER_STORE, Version, diff_tables, is_pending
 
@@ -85,6 +86,13 @@ def seal(version: Version, parents: dict[str, FileEntry]) -> DatasetRecord:
     ``parents``: the merged parents' files, for the record's added/modified/removed counts.
     """
     table = version.table()
+    # `mountfs gc` may have run since the upload: a version must never name a pack that is gone
+    missing = version.store.missing_packs({c.pack for e in table.values() for c in e.chunks if c.pack})
+    if missing:
+        raise IntegrityError(
+            f"dataset {version.id} names {len(missing)} pack(s) no longer in store {version.store.url} "
+            f"(e.g. {missing[0]}, removed by `mountfs gc`); add the files again in a new draft"
+        )
     added, modified, removed = diff_tables(table, parents)
     digest = version.store.put_manifest(version.id, table.values(), meta={"id": version.id})
     return dataclasses.replace(
@@ -125,13 +133,15 @@ class DraftClosing:
         pending = pending_entries(v)
         # ``retries`` is ClearML's and accepted, but not a loop here: the store's retry layer is the only
         # one (see send_pending), and a second one on top multiplied the time before a dead store is reported
-        with progress_bar(sum(e.size for e in pending), "uploading", show_progress) as advance:
+        # shared lock until the state names the packs: from then on `mountfs gc` counts them as reachable
+        with shared_lock(v.store.backend, "upload"), \
+                progress_bar(sum(e.size for e in pending), "uploading", show_progress) as advance:
             stats = send_pending(
                 v, pending, compress=not (compression is False or compression in (0, "none", "stored")),
                 pack_size=int(chunk_size) << 20 if chunk_size else DEFAULT_PACK_MIB << 20,
                 max_workers=max_workers, progress=advance,
             )
-        v.save_state()
+            v.save_state()
         v.record.status = UPLOADED
         v.save_record()
         log.info(
@@ -161,8 +171,9 @@ class DraftClosing:
                         f"dataset {v.id} has files that are not uploaded; call upload() first or finalize(auto_upload=True)"
                     )
                 self.upload(show_progress=verbose, verbose=verbose)
-            closed = seal(v, v.parent_table())
-            v.session.catalog.put(closed)
+            with shared_lock(v.store.backend, "finalize"):  # gc waits until the record names the manifest
+                closed = seal(v, v.parent_table())
+                v.session.catalog.put(closed)
             v.record = closed
             v.session.catalog.drop_draft_state(v.id)
             log.info("finalized %s: %d files", v.describe(), closed.file_count)

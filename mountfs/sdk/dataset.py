@@ -18,7 +18,7 @@ import os
 from typing import Any, Sequence
 
 from ..catalog import DatasetRecord
-from ..errors import UnknownArgument
+from ..errors import UnknownArgument, UsageError
 from ..session import current
 from ..store import Store
 from . import lifecycle
@@ -90,20 +90,23 @@ class Dataset:
         dataset_ids: Sequence["str | Dataset"] | None = None,
         dataset_project_name_pairs: Sequence[tuple[str, str]] | None = None,
         output_url: str | None = None,
+        close_squashed_dataset: bool = True,
     ) -> "Dataset":
         """Merge finalized versions into one new, finalized version with no parents.
 
         Files are merged in the order given, a later dataset overriding an
-        earlier one.  Chunks already in the target store are not copied again.
+        earlier one; one dataset alone is flattened into a root version.
+        Chunks already in the target store are not copied again.
 
         :param dataset_name: name of the new dataset (in the first dataset's project)
         :param dataset_ids: ids (or ``Dataset`` objects) to merge
         :param dataset_project_name_pairs: ``(project, name)`` pairs: the latest completed version of each
         :param output_url: store for the new version's data (default: the first dataset's)
+        :param close_squashed_dataset: ``False`` leaves the new version a draft (upload and finalize it yourself)
         """
         return cls(lifecycle.squash(
             current(), dataset_name, [_as_id(d) for d in dataset_ids or []], list(dataset_project_name_pairs or []),
-            output_url,
+            output_url, close_squashed_dataset,
         ))
 
     @classmethod
@@ -124,7 +127,8 @@ class Dataset:
         shallow_search: bool = False,
         **kwargs: Any,
     ) -> "Dataset":
-        """Get a dataset version by id, or the most recent one matching project/name/tags/version.
+        """Get a dataset version by id, or the latest one matching project/name/tags/version
+        (the highest semantic version, ties by the newest, as ClearML's).
 
         :param only_completed: only finalized (completed or published) versions
         :param only_published: only published versions
@@ -199,6 +203,50 @@ class Dataset:
         :param dataset_name: name of the dataset to move
         """
         lifecycle.move_to_project(current(), new_dataset_project, dataset_project, dataset_name)
+
+    # --- delete ---
+
+    @classmethod
+    def delete(
+        cls,
+        dataset_id: str | None = None,
+        dataset_project: str | None = None,
+        dataset_name: str | None = None,
+        force: bool = False,
+        dataset_version: str | None = None,
+        entire_dataset: bool = False,
+        shallow_search: bool = False,
+        delete_files: bool = True,
+        delete_external_files: bool = False,
+        gc: bool = True,
+    ) -> None:
+        """Delete one version, or every matching one with ``entire_dataset=True`` and ``force=True``.
+
+        Records and catalog pointers go at once (a running mount drops the
+        versions at its next refresh).  Unlike ClearML, a child of a deleted
+        version stays fully readable: its manifest holds every file and only
+        references its parents' packs, which stay until no manifest needs them.
+        Unlike ClearML, a refused call raises instead of logging a warning.
+
+        :param dataset_id: the version to delete (not together with project/name)
+        :param dataset_project: project of the version(s)
+        :param dataset_name: name of the version(s)
+        :param force: delete a version that is another version's parent; required by ``entire_dataset``
+        :param dataset_version: only this version of project/name
+        :param entire_dataset: delete every version matching project/name/version (needs ``force=True``)
+        :param shallow_search: accepted for ClearML compatibility (every version is searched)
+        :param delete_files: free the packs no remaining version needs (``mountfs gc``) right away;
+            False leaves them for the next ``mountfs gc``
+        :param delete_external_files: refused (``UsageError``): mountfs never deletes external sources
+        :param gc: mountfs's own; False is ``delete_files=False`` (``mountfs delete --no-gc``)
+        """
+        if shallow_search:
+            log.debug("shallow_search: every version is searched; ignored")
+        sess = current()
+        lifecycle.delete(sess, dataset_id, dataset_project, dataset_name, force, dataset_version, entire_dataset,
+                         delete_external_files)
+        if delete_files and gc:
+            lifecycle.collect_garbage(sess)
 
     # -------------------------------------------------------------- properties
 
@@ -346,10 +394,11 @@ class Dataset:
         self,
         source_url: str | Sequence[str],
         wildcard: str | Sequence[str] | None = None,
-        dataset_path: str | None = None,
+        dataset_path: str | Sequence[str] | None = None,
         recursive: bool = True,
         verbose: bool = False,
         max_workers: int | None = None,
+        read_hash: bool = False,
     ) -> int:
         """Add files that stay where they are (s3://, gs://, azure://, http(s)://, file://); return how many.
 
@@ -359,9 +408,13 @@ class Dataset:
 
         :param source_url: one URL or a list of them
         :param wildcard: pattern(s) on object names or relative paths
-        :param dataset_path: folder inside the dataset to put the files under
+        :param dataset_path: folder inside the dataset to put the files under, or a list of one folder per URL
         :param recursive: include objects in sub-folders of a folder URL
+        :param read_hash: accepted for ClearML compatibility: ClearML reads a SHA-256 its own uploads
+            left in the object's metadata, to tell a changed source; the ETag/generation kept here does that
         """
+        if read_hash:
+            log.debug("add_external_files(read_hash=True): ignored, sources are checked by size and ETag")
         return self._changes.add_external_files(source_url, wildcard, dataset_path, recursive, verbose, max_workers)
 
     def remove_files(self, dataset_path: str | None = None, recursive: bool = True, verbose: bool = False) -> int:
@@ -413,6 +466,8 @@ class Dataset:
         chunk_size: int | None = None,
         max_workers: int | None = None,
         retries: int = 3,
+        preview: bool = True,
+        upload_as_external_links: bool = False,
     ) -> None:
         """Upload the added files' new chunks, in packs, to the dataset's store.
 
@@ -425,7 +480,17 @@ class Dataset:
         :param max_workers: packs compressed and sent in parallel (default: logical cores)
         :param retries: accepted for ClearML compatibility: every store request is retried
             (``backends.retry.BUDGET``), and calling ``upload`` again resumes a failed one
+        :param preview: accepted for ClearML compatibility (ClearML attaches a listing of each zip for its
+            web UI; there is none here: ``list_files`` and the mount show the files)
+        :param upload_as_external_links: ``True`` (ClearML: each file uploaded as an object of its own and
+            kept as an external link) is refused: files are stored in deduplicated packs here; copy them to a
+            bucket and use ``add_external_files`` to keep them as plain objects
         """
+        if upload_as_external_links:
+            raise UsageError("upload(upload_as_external_links=True) is not supported: mountfs stores files in "
+                             "deduplicated packs; copy the files to a bucket and add them with add_external_files(url)")
+        if not preview:
+            log.debug("upload(preview=False): there are no previews to skip")
         self._closing.upload(show_progress, verbose, output_url, compression, chunk_size, max_workers, retries)
 
     def finalize(self, verbose: bool = False, raise_on_error: bool = True, auto_upload: bool = False) -> bool:

@@ -16,7 +16,7 @@ from ..catalog import PUBLISHED, DatasetRecord, names
 from ..catalog.records import FINAL_STATUSES, new_id
 from ..errors import MountfsError, NotFound, StateError, UsageError
 from ..session import Session
-from ..store import FileEntry
+from ..store import FileEntry, gc, layout
 from .closing import pending_entries, seal, send_pending
 from .version import Version, merge_versions, name_pattern
 
@@ -90,19 +90,22 @@ def squash(
     dataset_ids: Sequence[str] = (),
     dataset_project_name_pairs: Sequence[tuple[str, str]] = (),
     output_url: str | None = None,
+    close_squashed_dataset: bool = True,
 ) -> Version:
     """One new finalized version holding the given versions' files merged, with no parents.
 
-    Built directly: the sources are merged once, chunks in other stores are
-    copied, and the manifest and then the record are written once; no draft
-    state is saved.  When anything fails before the record, the claimed
-    version is released again.
+    One version is flattened into a root version (its parents' files are all
+    in its own table already).  Built directly: the sources are merged once,
+    chunks in other stores are copied, and the manifest and then the record are
+    written once; no draft state is saved.  When anything fails before the
+    record, the claimed version is released again.  ``close_squashed_dataset=False``
+    (ClearML's): a draft holding the merged files instead, nothing uploaded yet.
     """
     sources = [sess.catalog.get(i) for i in dataset_ids]
     for project, name in dataset_project_name_pairs:
         sources.append(get(sess, dataset_project=project, dataset_name=name, only_completed=True).record)
-    if len(sources) < 2:
-        raise UsageError("squash needs at least two datasets (dataset_ids or dataset_project_name_pairs)")
+    if not sources:
+        raise UsageError("squash needs at least one dataset (dataset_ids or dataset_project_name_pairs)")
     for src in sources:
         if not src.is_final:
             raise StateError(f"dataset {src.id} is not finalized; only finalized versions can be squashed")
@@ -112,6 +115,11 @@ def squash(
     entries = merge_versions(sess, sources, into=storage)
     v = _claim(sess, project, dataset_name, None, entries,
                description=f"squashed from {', '.join(s.id for s in sources)}", storage=storage)
+    if not close_squashed_dataset:  # a draft like ``create``'s: upload and finalize are the caller's
+        v.save_state()
+        v.save_record()
+        log.info("squashed %d versions into draft %s", len(sources), v.describe())
+        return v
     try:
         pending = pending_entries(v)
         if pending:
@@ -141,7 +149,7 @@ def get(
     writable_copy: bool = False,
     dataset_version: str | None = None,
 ) -> Version:
-    """The version with ``dataset_id``, or the most recent one matching the rest."""
+    """The version with ``dataset_id``, or the latest one matching the rest (``catalog.latest_key``)."""
     statuses = (PUBLISHED,) if only_published else FINAL_STATUSES if only_completed else None
     if dataset_id:
         rec = sess.catalog.get(dataset_id)
@@ -175,7 +183,7 @@ def list_datasets(
     only_completed: bool = True,
     recursive_project_search: bool = True,
 ) -> list[dict[str, Any]]:
-    """The matching versions, newest first, as dicts."""
+    """The matching versions as dicts: datasets newest first, each one's versions latest first."""
     statuses = FINAL_STATUSES if only_completed else None
     out = []
     pattern = name_pattern(partial_name)  # a regular expression, as ClearML's
@@ -216,3 +224,85 @@ def _move(sess: Session, project: str, name: str, new_project: str, new_name: st
     moved = sess.catalog.move_dataset(project, name, new_project, new_name)
     log.info("moved %d versions of %s/%s to %s/%s", len(moved), project, name, new_project, new_name)
     return moved
+
+
+# --- delete ---
+
+def delete(
+    sess: Session,
+    dataset_id: str | None = None,
+    dataset_project: str | None = None,
+    dataset_name: str | None = None,
+    force: bool = False,
+    dataset_version: str | None = None,
+    entire_dataset: bool = False,
+    delete_external_files: bool = False,
+) -> list[DatasetRecord]:
+    """Remove the matching versions (drafts too) from the catalog; the records deleted, newest first.
+
+    ClearML's rules for what may go: several matches need ``entire_dataset``
+    and ``force``; a version that is another's parent needs ``force``.  Every
+    check runs before anything is deleted.  Unlike ClearML a child stays whole
+    (its manifest holds its parents' files and only references their packs),
+    and the packs are freed only by ``mountfs gc`` (``collect_garbage``).
+    """
+    if delete_external_files:
+        raise UsageError("delete_external_files=True: mountfs never deletes the sources of external files "
+                         "(other datasets or tools may read them); delete them with the tools of their store")
+    if not any((dataset_id, dataset_project, dataset_name)):
+        raise UsageError("delete needs dataset_id, or dataset_project and/or dataset_name (and dataset_version)")
+    if dataset_id and (dataset_project or dataset_name):
+        raise UsageError("give either dataset_id or dataset_project/dataset_name, not both")
+    if entire_dataset and not force:
+        raise UsageError("entire_dataset=True deletes every matching version: it needs force=True too")
+    if dataset_id:
+        try:
+            found = [sess.catalog.get(dataset_id)]
+        except NotFound:
+            if sess.catalog.drop_leftovers(dataset_id):  # a delete interrupted after the record: completed now
+                log.info("removed what an interrupted delete left of dataset %s", dataset_id)
+                return []
+            raise
+    else:
+        if dataset_project is not None:
+            names.check_project(dataset_project)
+        if dataset_version is not None:
+            names.check_version(dataset_version)
+        found = sess.catalog.find(dataset_project, dataset_name, dataset_version)
+    what = dataset_id or "/".join(x for x in (dataset_project, dataset_name, dataset_version) if x)
+    if not found:
+        raise NotFound(f"no dataset matches {what}; list them with `mountfs search`")
+    if len(found) > 1 and not entire_dataset:
+        shown = ", ".join(f"{r.project}/{r.name} {r.version}" for r in found[:3]) + (" ..." if len(found) > 3 else "")
+        raise UsageError(f"{len(found)} versions match {what} ({shown}); give dataset_version or dataset_id, "
+                         "or entire_dataset=True and force=True to delete them all")
+    if not force:
+        going = {r.id for r in found}
+        for parent_id, kids in sess.catalog.children(going).items():
+            staying = [k for k in kids if k.id not in going]
+            if staying:
+                k = staying[0]
+                raise StateError(f"dataset {parent_id} is a parent of {k.id} ({k.project}/{k.name} {k.version}"
+                                 f"{f' and {len(staying) - 1} more' if len(staying) > 1 else ''}); "
+                                 "pass force=True to delete it anyway (its children stay readable)")
+    for rec in found:
+        sess.catalog.delete_version(rec)
+        if rec.storage:  # the manifest is in the store holding the version's data
+            sess.store(rec.storage).backend.delete(layout.Manifest(rec.id).key)
+        log.info("deleted dataset %s (%s/%s %s)", rec.id, rec.project, rec.name, rec.version)
+    return found
+
+
+def collect_garbage(sess: Session) -> gc.GcReport | None:
+    """Run ``mountfs gc`` on the catalog's store after a delete; its report, or None when it could not run.
+
+    The versions are gone whatever happens here: a gc that cannot run now
+    (an upload holds the store's lock, the store failed) is warned about, and
+    the next ``mountfs gc`` frees the packs.  Packs younger than gc's grace
+    period stay until a later gc (an upload in flight may be about to use them).
+    """
+    try:
+        return gc.collect(sess.store())
+    except MountfsError as exc:
+        log.warning("the versions are deleted, but their packs were not freed: %s; run `mountfs gc` later", exc)
+        return None

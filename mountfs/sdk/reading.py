@@ -78,7 +78,8 @@ class VersionReading:
             if rec.id in graph:
                 continue
             graph[rec.id] = list(rec.parents)
-            todo.extend(self._v.session.catalog.get(p) for p in rec.parents)
+            # a parent deleted since (Dataset.delete) is still named as a parent, with no entry of its own
+            todo.extend(r for r in map(self._v.session.catalog.get_or_none, rec.parents) if r is not None)
         return graph
 
     def verify_dataset_hash(

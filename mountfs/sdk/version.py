@@ -14,7 +14,7 @@ import re
 from typing import Any, Callable, Iterable, Sequence
 
 from ..catalog import DRAFT, UPLOADED, DatasetRecord, names
-from ..errors import MountfsError, StateError, UsageError
+from ..errors import MountfsError, NotFound, StateError, UsageError
 from ..session import Session
 from ..store import FileEntry, Store
 from ..store import manifest as manifest_codec
@@ -211,7 +211,10 @@ class Origins:
         table = v.table()
         out = {p: v.id for p in table}
         for parent_id in v.record.parents:
-            parent = self._lookup(parent_id)
+            try:
+                parent = self._lookup(parent_id)
+            except NotFound:  # a parent deleted since (Dataset.delete): its files count as this version's
+                continue
             theirs, above = parent.table(), self._origins(parent)
             for p, e in table.items():
                 pe = theirs.get(p)

@@ -18,6 +18,7 @@ format change (bump ``FORMAT_VERSION`` and docs/FORMAT.md).
     datasets/<id>/manifest                Manifest
     datasets/<id>/metadata/<name>.<ext>   Metadata
     catalog/<project...>/<name>/<version> Pointer
+    locks/<lock-id>                       Lock
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ PACKS = "packs/"
 INDEX = "index/"
 DATASETS = "datasets/"
 POINTERS = "catalog/"
+LOCKS = "locks/"
 
 _RECORD = "info.json"
 _STATE = "state"
@@ -225,7 +227,22 @@ class Pointer:
         return f"{pointer_prefix(self.project, self.name)}{self.version}"
 
 
-Handle = Union[FormatFile, Pack, PackIndex, Record, DraftState, Manifest, Metadata, Pointer]
+@dataclass(frozen=True, slots=True)
+class Lock:
+    """A lock object (``store/locks.py``): shared for uploads and finalize, exclusive for ``gc``."""
+
+    lock_id: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.lock_id, str) or _PACK_ID.fullmatch(self.lock_id) is None:
+            raise UsageError(f"lock id {shown(self.lock_id)} is not 32 hex digits")
+
+    @property
+    def key(self) -> str:
+        return f"{LOCKS}{self.lock_id}"
+
+
+Handle = Union[FormatFile, Pack, PackIndex, Record, DraftState, Manifest, Metadata, Pointer, Lock]
 
 
 def _dataset_key(dataset_id: str, rest: str) -> str:
@@ -293,6 +310,14 @@ def parse_pack_key(key: str) -> Pack | PackIndex | None:
     return None
 
 
+def parse_lock_key(key: str) -> Lock | None:
+    """The lock at a listed key below ``locks/``; None for another shape; ``UsageError`` for a bad lock id."""
+    if not key.startswith(LOCKS):
+        return None
+    rest = key[len(LOCKS):]
+    return Lock(rest) if rest and "/" not in rest else None
+
+
 def parse(key: str) -> Handle | None:
     """The handle of any key of a store; None for a key this layout does not write.
 
@@ -305,4 +330,6 @@ def parse(key: str) -> Handle | None:
         return parse_pointer(key)
     if key.startswith(DATASETS):
         return parse_dataset_key(key)
+    if key.startswith(LOCKS):
+        return parse_lock_key(key)
     return parse_pack_key(key)

@@ -47,7 +47,10 @@ class Store:
     def chunk_index(self, refresh: bool = True) -> dict[bytes, ChunkRef]:
         """digest -> location of every chunk the store holds (new index objects are read on refresh)."""
         if refresh:
-            new = [h for h in self._listed_indexes() if h.pack_id not in self._indexed_packs]
+            listed = list(self._listed_indexes())
+            # packs that `mountfs gc` removed since (their index object goes first): never offer their chunks again
+            self.forget_packs(self._indexed_packs - {h.pack_id for h in listed})
+            new = [h for h in listed if h.pack_id not in self._indexed_packs]
             if new:
                 with ThreadPoolExecutor(8) as pool:
                     for h, footer in zip(new, pool.map(lambda h: self.backend.get(h.key), new)):
@@ -73,6 +76,25 @@ class Store:
             for e in entries:
                 self._index.setdefault(e.digest, ChunkRef(e.digest, e.size, pack_id, e.offset, e.length, e.codec))
             self._indexed_packs.add(pack_id)
+
+    def forget_packs(self, pack_ids: Iterable[str]) -> None:
+        """Drop deleted packs from the in-memory index (``mountfs gc`` removed them): the whole index is
+        read again on the next refresh."""
+        gone = set(pack_ids)
+        if not gone:
+            return
+        with self._lock:
+            # all of it, read again on the next refresh: a chunk of a gone pack may also sit in a pack that
+            # stays, and only a re-read finds that one.  In place: an upload holds this dict as what the store has
+            self._index.clear()
+            self._indexed_packs.clear()
+
+    def missing_packs(self, pack_ids: Iterable[str]) -> list[str]:
+        """Those of ``pack_ids`` the store no longer holds, from a fresh index listing (a pack's index
+        object is written after the pack and deleted before it, so a listed index means the pack is there).
+        A finalize checks its packs with this: a ``gc`` that ran since its upload cannot leave it pointing at nothing."""
+        self.chunk_index(refresh=True)
+        return sorted(set(pack_ids) - self._indexed_packs)
 
     # --- reading chunks ----------------------------------------------------
 

@@ -11,6 +11,7 @@ from typing import Callable, Container, Iterable, Iterator
 
 from ..backends.base import Staged
 from .layout import Pack, PackIndex
+from .locks import shared_lock
 from .packs import PackBuilder, PackedChunk, encode_chunk
 from .store import Store
 
@@ -94,7 +95,23 @@ def upload_chunks(
 
     Each pack is written before its index object, so after a crash a chunk is
     either fully indexed (and skipped by the retry) or it is sent again.
+    A shared lock on the store is held throughout: ``mountfs gc`` cannot delete
+    a pack this upload counts on (restic's prune race).
     """
+    with shared_lock(store.backend, "upload"):
+        return _upload_chunks(store, sources, compression=compression, pack_size=pack_size,
+                              max_workers=max_workers, progress=progress)
+
+
+def _upload_chunks(
+    store: Store,
+    sources: Iterable[ChunkSource],
+    *,
+    compression: bool,
+    pack_size: int,
+    max_workers: int,
+    progress: Callable[[int], None] | None,
+) -> UploadStats:
     known = store.chunk_index()
     stats = UploadStats()
     seen: set[bytes] = set()

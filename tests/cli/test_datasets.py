@@ -155,5 +155,6 @@ def test_squash_merges_versions_into_one_without_parents(env, mountfs, finalized
     assert (info["status"], info["parents"], info["file_count"]) == ("completed", [], 4)
     copy = Path(mountfs("get", "--id", squashed).stdout.strip())
     assert (copy / "labels.csv").read_text() == "file,label\nimg_0001.jpg,dog\n"  # the later version wins
-    assert "at least two" in mountfs.fails("squash", "--name", "x", "--ids", finalized, code=UsageError.exit_code)
+    flat = mountfs("squash", "--name", "flat", "--ids", second)  # one version: flattened into a root version
+    assert flat.stderr == f"squashed 1 version into p/flat 1.0.0 ({flat.stdout.strip()})\n"
     mountfs.fails("squash", "--name", "x", "--ids", finalized, "0000deadbeef0000", code=NotFound.exit_code)

@@ -24,7 +24,7 @@ from mountfs.store.packs import CODEC_NONE
 #: every public name of ``Dataset`` with its parameters (defaults included), as of the mixin version it replaced
 PUBLIC_API: dict[str, Any] = {
     "add_external_files": ["self", "source_url", "wildcard=None", "dataset_path=None", "recursive=True",
-                           "verbose=False", "max_workers=None"],
+                           "verbose=False", "max_workers=None", "read_hash=False"],
     "add_tags": ["self", "tags"],  # --- parity (issue 15) ---
     "file_entries": "property",
     "get_default_storage": ["self"],
@@ -37,6 +37,9 @@ PUBLIC_API: dict[str, Any] = {
     "discard_draft": ["self"],  # --- end sync ---
     "rename": ["new_dataset_name", "dataset_project", "dataset_name"],  # --- rename/move ---
     "move_to_project": ["new_dataset_project", "dataset_project", "dataset_name"],  # --- end rename/move ---
+    "delete": ["dataset_id=None", "dataset_project=None", "dataset_name=None", "force=False",  # --- delete ---
+               "dataset_version=None", "entire_dataset=False", "shallow_search=False", "delete_files=True",
+               "delete_external_files=False", "gc=True"],  # --- end delete ---
     "add_files": ["self", "path", "wildcard=None", "local_base_folder=None", "dataset_path=None", "recursive=True",
                   "verbose=False", "max_workers=None", "show_progress=False"],
     "create": ["dataset_name=None", "dataset_project=None", "dataset_tags=None", "parent_datasets=None",
@@ -69,12 +72,13 @@ PUBLIC_API: dict[str, Any] = {
     "record": "property",
     "remove_files": ["self", "dataset_path=None", "recursive=True", "verbose=False"],
     "set_metadata": ["self", "metadata", "metadata_name='metadata'", "ui_visible=True"],
-    "squash": ["dataset_name", "dataset_ids=None", "dataset_project_name_pairs=None", "output_url=None"],
+    "squash": ["dataset_name", "dataset_ids=None", "dataset_project_name_pairs=None", "output_url=None",
+               "close_squashed_dataset=True"],
     "status": "property",
     "storage": "property",
     "tags": "property+setter",
     "upload": ["self", "show_progress=True", "verbose=False", "output_url=None", "compression=None",
-               "chunk_size=None", "max_workers=None", "retries=3"],
+               "chunk_size=None", "max_workers=None", "retries=3", "preview=True", "upload_as_external_links=False"],
     "verify_dataset_hash": ["self", "local_copy_path=None", "skip_hash=False", "verbose=False"],
     "version": "property+setter",
 }

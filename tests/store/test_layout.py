@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from mountfs.errors import UsageError
 from mountfs.store import layout
 from mountfs.store.layout import (
-    DraftState, FormatFile, Handle, Manifest, Metadata, Pack, PackIndex, Pointer, Record, parse, pointer_prefix,
+    DraftState, FormatFile, Handle, Lock, Manifest, Metadata, Pack, PackIndex, Pointer, Record, parse, pointer_prefix,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +32,7 @@ KEYS: list[tuple[Handle, str]] = [
     (Manifest(ID), f"datasets/{ID}/manifest"),
     (Metadata(ID, "stats"), f"datasets/{ID}/metadata/stats.json"),
     (Pointer("vision/det", "cats", "1.0.2"), "catalog/vision/det/cats/1.0.2"),
+    (Lock(PID), f"locks/{PID}"),
 ]
 
 
@@ -60,7 +61,7 @@ def _format_block() -> list[str]:
 
 def test_keys_are_those_of_docs_format_md() -> None:
     """A change to a key shape must change docs/FORMAT.md too (and bump the format)."""
-    values = {"aa": PID[:2], "pack-id": PID, "id": ID, "project...": "vision/det", "version": "1.0.2"}
+    values = {"aa": PID[:2], "pack-id": PID, "lock-id": PID, "id": ID, "project...": "vision/det", "version": "1.0.2"}
     templates = _format_block()
     assert len(templates) == len(KEYS), templates
     for template, (handle, key) in zip(templates, KEYS):
