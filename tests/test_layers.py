@@ -11,7 +11,7 @@ PKG = Path(__file__).resolve().parent.parent / "mountfs"
 #: Keys are module paths below ``mountfs`` (a package's key covers everything in it);
 #: the longest key that matches wins, so a package can rank its modules apart.
 RANKS = {
-    "errors": 0,
+    "errors": 0, "units": 0,
     "config": 1,
     "backends": 2,
     "store": 3,

@@ -8,6 +8,10 @@ from typing import Any, Iterable, Sequence
 
 import click
 
+from ..units import human_size
+
+__all__ = ["echo_json", "echo_table", "human_size", "printable"]
+
 #: C0 and C1 control characters and DEL: a description, tag or file name from a shared store could
 #: otherwise move the cursor, retitle the terminal or hide lines when printed
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -21,16 +25,6 @@ def printable(text: str) -> str:
 def echo_json(doc: Any) -> None:
     """Print ``doc`` as JSON on stdout, and nothing else."""
     click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
-
-
-def human_size(n: int) -> str:
-    """``1536`` -> ``1.5 KiB``; plain bytes below 1 KiB."""
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 def echo_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], right: Iterable[str] = ()) -> None:

@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from ..errors import IntegrityError, ObjectNotFound, UsageError
+from ..units import human_size
 from . import manifest as manifest_codec
 from .layout import DATASETS, INDEX, PACKS, DraftState, Manifest, Pack, PackIndex, parse_dataset_key, parse_pack_key
 from .locks import STALE_SECONDS, exclusive_lock, remove_stale
@@ -74,19 +75,10 @@ class GcReport:
         """One line for people."""
         verb = "would free" if self.dry_run else "freed"
         young = f"; {self.young} unreferenced kept (younger than the grace period)" if self.young else ""
-        return f"gc {self.store}: {verb} {self.packs} packs ({_size(self.bytes)}); {self.reachable} packs in use{young}"
+        return f"gc {self.store}: {verb} {self.packs} packs ({human_size(self.bytes)}); {self.reachable} packs in use{young}"
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def reachable_packs(store: Store) -> set[str]:

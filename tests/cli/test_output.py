@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mountfs.cli.output import echo_json, echo_table, human_size, printable
+from mountfs.cli.output import echo_json, echo_table, printable
 
 
 def test_printable_escapes_control_characters_only():
@@ -16,14 +16,6 @@ def test_printable_escapes_control_characters_only():
     assert printable("c1\x9bend\x85") == "c1\\x9bend\\x85"  # C1 controls too: \x9b is a CSI by itself
     assert printable("\x00") == "\\x00" and printable("") == ""
     assert printable("\xa0nbsp") == "\xa0nbsp"  # just past C1: printable
-
-
-@pytest.mark.parametrize("n, text", [
-    (0, "0 B"), (1, "1 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (1536, "1.5 KiB"), ((1 << 20) - 1, "1024.0 KiB"),
-    (1 << 20, "1.0 MiB"), (5 << 30, "5.0 GiB"), (3 << 40, "3.0 TiB"), (2048 << 40, "2048.0 TiB"),
-])
-def test_human_size(n, text):
-    assert human_size(n) == text
 
 
 def test_echo_table_pads_columns_to_the_widest_cell(capsys):
