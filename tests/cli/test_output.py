@@ -1,10 +1,8 @@
-"""cli.output: store text made printable, binary sizes, aligned tables and JSON-only output."""
+"""cli.output: store text made printable, aligned tables and JSON-only output (sizes: tests/test_units.py)."""
 
 from __future__ import annotations
 
 import json
-
-import pytest
 
 from mountfs.cli.output import echo_json, echo_table, printable
 
