@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from typing import Any
 
 import click
 
 from ..sdk import Dataset
-from ..errors import IntegrityError, StateError, UsageError
+from ..errors import IntegrityError, LocalDiskError, StateError, UsageError
 from ..session import current
 from .common import Command, ListOption, Selector, as_list, dataset_selector, describe, resolve, show_progress
 from .output import echo_json, echo_table, human_size, printable
@@ -17,17 +19,23 @@ _workers = click.option("--max-workers", type=click.IntRange(min=1), metavar="N"
 
 
 @click.command(cls=Command)
+@click.option("--ids", cls=ListOption, metavar="ID...", help="Only these version ids.")
 @click.option("--project", metavar="PROJECT", help="Only this project and the projects nested in it.")
+@click.option("--non-recursive-project-search", "non_recursive", is_flag=True,
+              help="With --project: only that project, not the projects nested in it.")
 @click.option("--name", metavar="TEXT", help="Only names matching this regular expression (case-insensitive).")
 @click.option("--tags", cls=ListOption, metavar="TAG...", help="Only datasets carrying all these tags.")
-@click.option("--all", "include_drafts", is_flag=True, help="Include drafts (default: finalized versions only).")
+@click.option("--all", "--not-only-completed", "include_drafts", is_flag=True,
+              help="Include drafts (default: finalized versions only).")
 @_json
 def search(
-    project: str | None, name: str | None, tags: tuple[str, ...], include_drafts: bool, as_json: bool,
+    ids: tuple[str, ...], project: str | None, non_recursive: bool, name: str | None, tags: tuple[str, ...],
+    include_drafts: bool, as_json: bool,
 ) -> None:
     """Find dataset versions: datasets newest first, each one's versions latest (highest) first."""
     found = Dataset.list_datasets(
-        dataset_project=project, partial_name=name, tags=as_list(tags), only_completed=not include_drafts,
+        dataset_project=project, partial_name=name, tags=as_list(tags), ids=as_list(ids),
+        only_completed=not include_drafts, recursive_project_search=not non_recursive,
     )
     if as_json:
         echo_json(found)
@@ -102,42 +110,59 @@ def info(sel: Selector, as_json: bool) -> None:
 
 @click.command("list", cls=Command)
 @dataset_selector
-@click.option("--filter", "pattern", metavar="WILDCARD", help="Only paths matching (a path, folder or wildcard).")
+@click.option("--filter", "patterns", cls=ListOption, metavar="WILDCARD...",
+              help="Only paths matching any of these (paths, folders or wildcards).")
+@click.option("--modified", is_flag=True, help="Only the files this version added or modified against its parents.")
 @_json
-def list_files(sel: Selector, pattern: str | None, as_json: bool) -> None:
+def list_files(sel: Selector, patterns: tuple[str, ...], modified: bool, as_json: bool) -> None:
     """List the files of a version with their sizes."""
     ds = resolve(sel)
     entries = ds.file_entries_dict
-    paths = ds.list_files(dataset_path=pattern) if pattern else sorted(entries)
+    if patterns:
+        paths = sorted({p for pattern in patterns for p in ds.list_files(dataset_path=pattern)})
+    else:
+        paths = sorted(entries)
+    if modified:
+        # the files whose content this version brought, as clearml-data's; removed ones have no entry to list
+        changed = set(ds.list_added_files()) | set(ds.list_modified_files())
+        paths = [p for p in paths if p in changed]
     if as_json:
         echo_json([{"path": p, "size": entries[p].size} for p in paths])
         return
     echo_table(["SIZE", "PATH"], [[human_size(entries[p].size), p] for p in paths], right=("SIZE",))
     total = sum(entries[p].size for p in paths)
-    click.echo(f"{len(paths)} file(s), {human_size(total)} in {describe(ds)}")
+    what = "added or modified in" if modified else "in"
+    click.echo(f"{len(paths)} file(s), {human_size(total)} {what} {describe(ds)}")
 
 
 @click.command(cls=Command)
 @dataset_selector
 @click.option("--copy", "copy_to", metavar="DIR", help="Write a writable copy into DIR instead of the shared read-only one.")
-@click.option("--overwrite", is_flag=True, help="With --copy: empty a non-empty DIR first.")
+@click.option("--link", "link_at", metavar="PATH",
+              help="Also make PATH a symbolic link to the read-only copy (it dangles once the cache is cleared).")
+@click.option("--overwrite", is_flag=True,
+              help="With --copy: empty a non-empty DIR first; with --link: replace what is at PATH.")
 @click.option("--part", type=click.IntRange(min=0), metavar="K", help="Only slice K (0-based) of --num-parts slices.")
 @click.option("--num-parts", type=click.IntRange(min=1), metavar="N", help="Number of disjoint slices (with --part).")
 @click.option("--files", cls=ListOption, metavar="PATH...", help="Only these paths, folders or wildcards.")
 @_workers
+@click.option("--verbose", is_flag=True, help="Print the folder's files and a summary on stderr.")
 def get(
-    sel: Selector, copy_to: str | None, overwrite: bool, part: int | None, num_parts: int | None,
-    files: tuple[str, ...], max_workers: int | None,
+    sel: Selector, copy_to: str | None, link_at: str | None, overwrite: bool, part: int | None,
+    num_parts: int | None, files: tuple[str, ...], max_workers: int | None, verbose: bool,
 ) -> None:
     """Get a local copy of a finalized version and print its folder.
 
-    By default the copy is read-only and shared through the local cache; with
+    By default the copy is read-only and shared through the local cache (with
+    --link PATH, PATH is made a symbolic link to it and printed instead); with
     --copy DIR the files are written to DIR as plain writable files.
     """
     if (part is None) != (num_parts is None):
         raise UsageError("--part and --num-parts go together")
-    if overwrite and not copy_to:
-        raise UsageError("--overwrite only applies with --copy DIR")
+    if copy_to and link_at:
+        raise UsageError("--copy DIR and --link PATH are alternatives: a writable copy, or a link to the shared one")
+    if overwrite and not (copy_to or link_at):
+        raise UsageError("--overwrite only applies with --copy DIR or --link PATH")
     if files and copy_to:
         raise UsageError("--files cannot be combined with --copy; copy the version, or get --files without --copy")
     ds = resolve(sel, only_completed=True)
@@ -150,7 +175,44 @@ def get(
         path = ds.get_local_copy(
             part=part, num_parts=num_parts, files=as_list(files), max_workers=max_workers, show_progress=show_progress()
         )
+    if verbose and path:
+        _report_folder(ds, path)
+    if link_at and path:
+        _link(os.path.abspath(path), link_at, overwrite)
+        path = link_at
     click.echo(path)
+
+
+def _link(target: str, link_at: str, overwrite: bool) -> None:
+    """Make ``link_at`` a symbolic link to ``target``; a link or empty folder there is replaced,
+    anything else only with ``overwrite`` (clearml-data's rule)."""
+    where = os.path.expanduser(link_at)
+    try:
+        if os.path.islink(where):
+            os.unlink(where)
+        elif os.path.isdir(where) and not os.listdir(where):
+            os.rmdir(where)
+        elif os.path.lexists(where):
+            if not overwrite:
+                kind = "a folder that is not empty" if os.path.isdir(where) else "a file"
+                raise UsageError(f"cannot link {link_at}: it is {kind}; pass --overwrite to replace it")
+            if os.path.isdir(where):
+                shutil.rmtree(where)
+            else:
+                os.unlink(where)
+        os.symlink(target, where, target_is_directory=True)
+    except OSError as exc:
+        raise LocalDiskError(f"cannot link {link_at} to {target}: {exc.strerror}") from None
+
+
+def _report_folder(ds: Dataset, path: str) -> None:
+    """--verbose: each file of the folder, then a count, on stderr (stdout stays the folder alone)."""
+    found = sorted(
+        os.path.relpath(os.path.join(top, f), path) for top, _, names in os.walk(path) for f in names
+    )
+    for rel in found:
+        click.echo(printable(rel), err=True)
+    click.echo(f"{len(found)} file(s) of {describe(ds)} in {printable(path)}", err=True)
 
 
 @click.command(cls=Command)
@@ -158,12 +220,13 @@ def get(
 @click.option("--project", metavar="PROJECT", help="Dataset project (instead of --id).")
 @click.option("--name", metavar="NAME", help="Dataset name (instead of --id).")
 @click.option("--version", metavar="VERSION", help="Version (default: the most recent finalized).")
-@click.option("--local-copy", metavar="DIR", type=click.Path(exists=True, file_okay=False),
+@click.option("--local-copy", "--folder", "local_copy", metavar="DIR", type=click.Path(exists=True, file_okay=False),
               help="Check the files in DIR instead of reading the store.")
-@click.option("--skip-hash", is_flag=True, help="With --local-copy: compare sizes only.")
+@click.option("--skip-hash", "--filesize", "skip_hash", is_flag=True, help="With --local-copy: compare sizes only.")
+@click.option("--verbose", is_flag=True, help="Print each dataset's count of checked and failing files on stderr.")
 def verify(
     dataset_ids: tuple[str, ...], project: str | None, name: str | None, version: str | None,
-    local_copy: str | None, skip_hash: bool,
+    local_copy: str | None, skip_hash: bool, verbose: bool,
 ) -> None:
     """Check a version's content against its recorded digests.
 
@@ -171,7 +234,7 @@ def verify(
     checked) and exits non-zero if any fails.
     """
     if skip_hash and not local_copy:
-        raise UsageError("--skip-hash needs --local-copy: the store is always checked by hash")
+        raise UsageError("--skip-hash needs --local-copy (--filesize needs --folder): the store is always checked by hash")
     if len(dataset_ids) > 1 and local_copy:
         raise UsageError("--local-copy checks one dataset; pass a single --id")
     if len(dataset_ids) > 1 and (project or name or version):
@@ -187,6 +250,9 @@ def verify(
             click.echo(f"{ds.id}\t{printable(path)}" if len(sels) > 1 else printable(path))
         failed += len(bad)
         checked += ds.record.file_count
+        if verbose:
+            how = (f"in {local_copy}" + (", sizes only" if skip_hash else "")) if local_copy else "in the store"
+            click.echo(f"{describe(ds)}: {ds.record.file_count} file(s) checked {how}, {len(bad)} failed", err=True)
     if failed:
         where = f" in {local_copy}" if local_copy else ""
         raise IntegrityError(f"{failed} of {checked} file(s) failed verification{where}")

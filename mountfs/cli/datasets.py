@@ -15,7 +15,7 @@ from .common import (
     Command, ListOption, Selector, as_list, dataset_selector, describe, id_option, open_draft, remember,
     remembered_draft, resolve, show_progress,
 )
-from .output import human_size
+from .output import human_size, printable
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +25,23 @@ _verbose = click.option("--verbose", is_flag=True, help="Print each file and mor
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _chunk_size(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    """``--chunk-size``: a pack size in MiB, or clearml-data's -1 (one archive), taken as the default."""
+    if value == -1:
+        log.debug("--chunk-size -1 ignored: chunks are content-defined; packs get the default size")
+        return None
+    if value is not None and value < 1:
+        # a mountfs error, not click's BadParameter: one line, not a usage block
+        raise UsageError(f"--chunk-size {value} is not a size in MiB: give 1 or more, or -1 for the default")
+    return value
+
+
 def _upload_options(func: F) -> F:
     for option in reversed([
         click.option("--storage", metavar="URL", help="Upload to this store instead of the one given at create."),
-        click.option("--chunk-size", type=click.IntRange(min=1), metavar="MB", help="Target pack size in MiB (default 32)."),
+        click.option("--chunk-size", type=int, callback=_chunk_size, metavar="MB",
+                     help="Target pack size in MiB (default 32); -1 (clearml-data: no chunking) means the default, "
+                          "as files are always cut into content-defined chunks."),
         _workers,
         click.option("--no-compression", is_flag=True, help="Store chunks raw instead of zstd where it pays."),
         _verbose,
@@ -190,10 +203,18 @@ def publish(sel: Selector) -> None:
 @click.option("--name", required=True, help="Name of the new, squashed dataset.")
 @click.option("--ids", cls=ListOption, required=True, metavar="ID...", help="Finalized versions to merge, in order.")
 @click.option("--storage", metavar="URL", help="Store for the new version's data (default: the first one's).")
-def squash(name: str, ids: tuple[str, ...], storage: str | None) -> None:
+@_verbose
+def squash(name: str, ids: tuple[str, ...], storage: str | None, verbose: bool) -> None:
     """Merge finalized versions into one new version with no parents (later ids override earlier ones)."""
     ds = Dataset.squash(name, dataset_ids=list(ids), output_url=storage)
     click.echo(ds.id)
+    if verbose:
+        # each file with the version it came from: the last of --ids that has it
+        origin: dict[str, str] = {}
+        for source in ids:
+            origin.update(dict.fromkeys(Dataset.get(dataset_id=source).file_entries_dict, source))
+        for path in sorted(ds.file_entries_dict):
+            click.echo(f"{origin.get(path, '-')}\t{printable(path)}", err=True)
     click.echo(f"squashed {len(ids)} version{'' if len(ids) == 1 else 's'} into {describe(ds)}", err=True)
 
 

@@ -138,7 +138,9 @@ class DraftClosing:
                 progress_bar(sum(e.size for e in pending), "uploading", show_progress) as advance:
             stats = send_pending(
                 v, pending, compress=not (compression is False or compression in (0, "none", "stored")),
-                pack_size=int(chunk_size) << 20 if chunk_size else DEFAULT_PACK_MIB << 20,
+                # ClearML's -1 ("one archive for the whole change") has no meaning with content-defined
+                # chunks in packs: it is the default pack size, as None is
+                pack_size=int(chunk_size) << 20 if chunk_size and chunk_size > 0 else DEFAULT_PACK_MIB << 20,
                 max_workers=max_workers, progress=advance,
             )
             v.save_state()

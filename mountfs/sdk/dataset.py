@@ -476,7 +476,7 @@ class Dataset:
 
         :param output_url: store to upload to, if not the one given at create
         :param compression: ``None`` = zstd where it pays; ``False``/``"none"``/``0`` = store raw
-        :param chunk_size: target pack size in MiB (default 32)
+        :param chunk_size: target pack size in MiB (default 32; ClearML's -1, one archive, means the default)
         :param max_workers: packs compressed and sent in parallel (default: logical cores)
         :param retries: accepted for ClearML compatibility: every store request is retried
             (``backends.retry.BUDGET``), and calling ``upload`` again resumes a failed one

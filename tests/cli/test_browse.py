@@ -161,3 +161,73 @@ def test_verify_refuses_options_that_do_not_go_together(env, mountfs, finalized)
                                           code=UsageError.exit_code)
     assert "not both" in mountfs.fails("verify", "--id", finalized, finalized, "--project", "p",
                                        code=UsageError.exit_code)
+
+
+# ------------------------------------------------- clearml-data's option names
+
+
+def test_search_by_ids_drafts_and_exact_project(env, mountfs, finalized):
+    nested = mountfs("create", "--project", "p/sub", "--name", "deep").stdout.strip()
+    mountfs("add", "--files", env.data / "labels.csv")
+    mountfs("close")
+    draft = mountfs("create", "--project", "p", "--name", "later").stdout.strip()
+    ids = lambda *args: {d["id"] for d in mountfs.json("search", *args)}  # noqa: E731
+    assert ids("--ids", finalized, draft) == {finalized}  # drafts only with --all
+    assert ids("--ids", finalized, draft, "--not-only-completed") == {finalized, draft}
+    assert ids("--project", "p") == {finalized, nested}
+    assert ids("--project", "p", "--non-recursive-project-search") == {finalized}
+
+
+def test_list_with_several_filters_and_only_the_modified_files(env, mountfs, finalized):
+    assert [f["path"] for f in mountfs.json("list", "--id", finalized, "--filter", "val", "*.csv")] == [
+        "labels.csv", "val/img_0003.jpg"]
+    (env.data / "labels.csv").write_text("file,label\nimg_0001.jpg,dog\n")
+    (env.work / "new.txt").write_text("new")
+    child = mountfs("create", "--parents", finalized).stdout.strip()
+    mountfs("add", "--files", env.data / "labels.csv", env.work / "new.txt")
+    mountfs("remove", "--files", "val")
+    mountfs("close")
+    assert [f["path"] for f in mountfs.json("list", "--id", child, "--modified")] == ["labels.csv", "new.txt"]
+    lines = mountfs("list", "--id", child, "--modified", "--filter", "*.txt", "train").stdout.splitlines()
+    assert lines[1:] == [" 3 B  new.txt", f"1 file(s), 3 B added or modified in p/n 1.0.1 ({child})"]
+
+
+def test_get_link_points_at_the_shared_copy(env, mountfs, finalized):
+    shared = mountfs("get", "--id", finalized).stdout.strip()
+    link = env.work / "ds"
+    assert mountfs("get", "--id", finalized, "--link", link).stdout == f"{link}\n"
+    assert os.path.islink(link) and os.path.samefile(link, shared)
+    assert (link / "labels.csv").read_text() == "file,label\nimg_0001.jpg,cat\n"
+    mountfs("get", "--id", finalized, "--link", link)  # a link (or an empty folder) is replaced
+    assert os.path.samefile(link, shared)
+    mine = env.work / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    line = mountfs.fails("get", "--id", finalized, "--link", mine, code=UsageError.exit_code)
+    assert "not empty" in line and "--overwrite" in line and (mine / "keep.txt").read_text() == "mine"
+    mountfs("get", "--id", finalized, "--link", mine, "--overwrite")
+    assert os.path.samefile(mine, shared)
+    assert "alternatives" in mountfs.fails("get", "--id", finalized, "--link", link, "--copy", env.work / "c",
+                                           code=UsageError.exit_code)
+
+
+def test_get_verbose_lists_the_files_on_stderr(env, mountfs, finalized):
+    result = mountfs("get", "--id", finalized, "--verbose", "--files", "train")
+    folder = result.stdout.strip()
+    assert os.path.isdir(folder)
+    assert result.stderr.splitlines() == [
+        "train/img_0001.jpg", "train/img_0002.jpg", f"2 file(s) of p/n 1.0.0 ({finalized}) in {folder}"]
+
+
+def test_verify_under_clearml_data_names(env, mountfs, finalized):
+    copy = env.work / "copy"
+    mountfs("get", "--id", finalized, "--copy", copy)
+    (copy / "train" / "img_0002.jpg").write_bytes(b"\xff\xd8jpeg-TWO" * 200)  # same size, other bytes
+    assert mountfs("verify", "--id", finalized, "--folder", copy, code=6).stdout == "train/img_0002.jpg\n"
+    ok = mountfs("verify", "--id", finalized, "--folder", copy, "--filesize", "--verbose")
+    assert ok.stderr.splitlines() == [
+        f"p/n 1.0.0 ({finalized}): 4 file(s) checked in {copy}, sizes only, 0 failed",
+        "verified 4 file(s) of 1 dataset(s): all match",
+    ]
+    assert mountfs("verify", "--id", finalized, "--verbose").stderr.splitlines()[0] == (
+        f"p/n 1.0.0 ({finalized}): 4 file(s) checked in the store, 0 failed")

@@ -158,3 +158,28 @@ def test_squash_merges_versions_into_one_without_parents(env, mountfs, finalized
     flat = mountfs("squash", "--name", "flat", "--ids", second)  # one version: flattened into a root version
     assert flat.stderr == f"squashed 1 version into p/flat 1.0.0 ({flat.stdout.strip()})\n"
     mountfs.fails("squash", "--name", "x", "--ids", finalized, "0000deadbeef0000", code=NotFound.exit_code)
+
+
+def test_chunk_size_minus_one_is_clearml_data_for_the_default(env, mountfs):
+    ds_id = mountfs("create", "--project", "p", "--name", "n").stdout.strip()
+    mountfs("add", "--files", env.data)
+    assert "--chunk-size 0" in mountfs.fails("upload", "--chunk-size", "0", code=UsageError.exit_code)
+    mountfs("upload", "--chunk-size", "-1")
+    mountfs("close", "--chunk-size", "-1")
+    assert mountfs.json("info", "--id", ds_id)["file_count"] == 4
+    mountfs("verify", "--id", ds_id)
+
+
+def test_squash_verbose_names_where_each_file_came_from(env, mountfs, finalized, tmp_path):
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    (changed / "labels.csv").write_text("file,label\nimg_0001.jpg,dog\n")
+    second = mountfs("create", "--project", "p", "--name", "m").stdout.strip()
+    mountfs("add", "--files", changed)
+    mountfs("close")
+    result = mountfs("squash", "--name", "both", "--ids", finalized, second, "--verbose")
+    squashed = result.stdout.strip()
+    assert result.stderr.splitlines() == [
+        f"{second}\tlabels.csv", f"{finalized}\ttrain/img_0001.jpg", f"{finalized}\ttrain/img_0002.jpg",
+        f"{finalized}\tval/img_0003.jpg", f"squashed 2 versions into p/both 1.0.0 ({squashed})",
+    ]

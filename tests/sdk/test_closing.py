@@ -52,6 +52,15 @@ def test_compression_is_chosen_per_upload(sess: Session, tmp_path: Path) -> None
         assert entry.chunks[0].codec == (CODEC_ZSTD if compression is None else CODEC_NONE)
 
 
+def test_clearmls_chunk_size_minus_one_is_the_default_pack_size(sess: Session, tmp_path: Path) -> None:
+    # ClearML's -1 means "one archive"; here it must not become a negative pack size
+    ds = _draft(tmp_path, {f"{i}.bin": os.urandom(20_000) for i in range(5)})
+    ds.upload(chunk_size=-1)
+    assert ds.finalize()
+    packs = {c.pack for e in by_id(sess, ds.id).table().values() for c in e.chunks}
+    assert len(packs) == 1
+
+
 def test_upload_to_another_store_copies_what_was_uploaded_before(sess: Session, tmp_path: Path) -> None:
     ds = _draft(tmp_path, {"a.txt": b"a" * 3000})
     ds.upload(show_progress=False)
