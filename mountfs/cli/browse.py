@@ -1,4 +1,4 @@
-"""Commands that read versions: search, info, list, get, verify."""
+"""Commands that read versions: search, info, list, get, verify, compare, tree."""
 
 from __future__ import annotations
 
@@ -224,14 +224,16 @@ def _report_folder(ds: Dataset, path: str) -> None:
               help="Check the files in DIR instead of reading the store.")
 @click.option("--skip-hash", "--filesize", "skip_hash", is_flag=True, help="With --local-copy: compare sizes only.")
 @click.option("--verbose", is_flag=True, help="Print each dataset's count of checked and failing files on stderr.")
+@_json
 def verify(
     dataset_ids: tuple[str, ...], project: str | None, name: str | None, version: str | None,
-    local_copy: str | None, skip_hash: bool, verbose: bool,
+    local_copy: str | None, skip_hash: bool, verbose: bool, as_json: bool,
 ) -> None:
     """Check a version's content against its recorded digests.
 
     Prints each failing file (prefixed with the dataset id when several are
-    checked) and exits non-zero if any fails.
+    checked) and exits non-zero if any fails; --json prints each version's
+    checked count and failing paths instead (the exit code is the same).
     """
     if skip_hash and not local_copy:
         raise UsageError("--skip-hash needs --local-copy (--filesize needs --folder): the store is always checked by hash")
@@ -241,22 +243,29 @@ def verify(
         raise UsageError("name the datasets either with --id or with --project/--name/--version, not both")
     sels = [Selector(i) for i in dataset_ids] or [Selector(None, project, name, version)]
     failed = checked = 0
+    report: list[dict[str, Any]] = []
     for sel in sels:
         ds = resolve(sel, only_completed=True)
         if not ds.is_final():
             raise StateError(f"dataset {ds.id} is a draft; only finalized versions can be verified")
         bad = ds.verify_dataset_hash(local_copy_path=local_copy, skip_hash=skip_hash)
-        for path in bad:
-            click.echo(f"{ds.id}\t{printable(path)}" if len(sels) > 1 else printable(path))
+        report.append({"id": ds.id, "checked": ds.record.file_count, "failed": bad})
+        if not as_json:
+            for path in bad:
+                click.echo(f"{ds.id}\t{printable(path)}" if len(sels) > 1 else printable(path))
         failed += len(bad)
         checked += ds.record.file_count
         if verbose:
             how = (f"in {local_copy}" + (", sizes only" if skip_hash else "")) if local_copy else "in the store"
             click.echo(f"{describe(ds)}: {ds.record.file_count} file(s) checked {how}, {len(bad)} failed", err=True)
+    if as_json:
+        # stdout stays JSON only; a failure still ends in the one error line and the exit code
+        echo_json(report)
     if failed:
         where = f" in {local_copy}" if local_copy else ""
         raise IntegrityError(f"{failed} of {checked} file(s) failed verification{where}")
-    click.echo(f"verified {checked} file(s) of {len(sels)} dataset(s): all match", err=True)
+    if not as_json:
+        click.echo(f"verified {checked} file(s) of {len(sels)} dataset(s): all match", err=True)
 
 
 # --- compare ---
@@ -298,3 +307,65 @@ def compare(source: str | None, target: str | None, verbose: bool, as_json: bool
     unchanged = len(new) - len(added) - len(modified)
     click.echo(f"{describe(src)} -> {describe(dst)}: {len(added)} added, {len(modified)} modified, "
                f"{len(removed)} removed, {unchanged} unchanged", err=verbose)
+
+
+# --- tree ---
+
+
+def _node(rec: Any) -> dict[str, Any]:
+    """A lineage node's details; ``rec`` None is a parent deleted since (still named by its children)."""
+    if rec is None:
+        return {"project": None, "name": None, "version": None, "status": "deleted"}
+    return {"project": rec.project, "name": rec.name, "version": rec.version, "status": rec.status}
+
+
+def _label(node_id: str, node: dict[str, Any]) -> str:
+    if node["project"] is None:
+        return f"? ({node_id})"
+    return printable(f"{node['project']}/{node['name']} {node['version']} ({node_id})")
+
+
+@click.command(cls=Command)
+@dataset_selector
+@_json
+def tree(sel: Selector, as_json: bool) -> None:
+    """Show the lineage of a version: its parents, their parents, ... as an indented tree.
+
+    A version reached along several paths is shown once, then as "(see above)".
+    --json prints {"id", "graph": {id: [parent ids]}, "nodes": {id: details}}.
+    """
+    ds = resolve(sel)
+    graph = ds.get_dependency_graph()
+    catalog = current().catalog
+    ids = set(graph) | {p for parents in graph.values() for p in parents}
+    # the graph's keys are the versions still catalogued; read each record once for its details
+    nodes = {
+        i: _node(ds.record if i == ds.id else catalog.get_or_none(i) if i in graph else None) for i in sorted(ids)
+    }
+    if as_json:
+        echo_json({"id": ds.id, "graph": graph, "nodes": nodes})
+        return
+    shown: set[str] = set()
+    click.echo(f"{_label(ds.id, nodes[ds.id])} {nodes[ds.id]['status']}")
+    shown.add(ds.id)
+    # depth first with an explicit stack (a deep lineage must not hit the recursion limit):
+    # (node id, the prefix its line starts with, the prefix its children's lines continue with)
+    stack: list[tuple[str, str, str]] = []
+
+    def push_parents(node_id: str, indent: str) -> None:
+        parents = graph.get(node_id, [])
+        for i, parent in reversed(list(enumerate(parents))):
+            last = i == len(parents) - 1
+            branch, rest = ("└── ", "    ") if last else ("├── ", "│   ")
+            stack.append((parent, indent + branch, indent + rest))
+
+    push_parents(ds.id, "")
+    while stack:
+        node_id, line_prefix, child_prefix = stack.pop()
+        node = nodes[node_id]
+        if node_id in shown:
+            click.echo(f"{line_prefix}{_label(node_id, node)} (see above)")
+            continue
+        shown.add(node_id)
+        click.echo(f"{line_prefix}{_label(node_id, node)} {node['status']}")
+        push_parents(node_id, child_prefix)

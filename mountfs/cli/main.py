@@ -65,7 +65,7 @@ def cli(ctx: click.Context, storage: str | None, debug: bool) -> None:
 
     \b
     Build a version:  create -> add/remove -> upload -> close -> publish (or: sync a folder)
-    Read versions:    search, info, list, get, verify, compare (set-description: any version)
+    Read versions:    search, info, list, get, verify, compare, tree (set-description: any version)
     Whole datasets:   rename, move, delete
     Mount versions:   mount, umount, status, warmup, cache, daemon run (mountfsd)
     """
@@ -88,7 +88,7 @@ for _cmd in (
     datasets.sync, datasets.set_description,
     moving.rename, moving.move, moving.delete,
     gc.gc,
-    browse.search, browse.info, browse.list_files, browse.get, browse.verify, browse.compare,
+    browse.search, browse.info, browse.list_files, browse.get, browse.verify, browse.compare, browse.tree,
     mounts.mount, mounts.umount, mounts.status, mounts.warmup, mounts.cache, mounts.daemon,
 ):
     cli.add_command(_cmd)

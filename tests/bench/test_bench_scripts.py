@@ -51,6 +51,16 @@ def test_bad_options_are_one_line_errors(script: str, args: list[str], message: 
     assert message in p.stderr and "Traceback" not in p.stderr
 
 
+#: the parts each bench offers with ``--only`` (bench/README.md's tables)
+PARTS = {"ingest.py": ("a", "b", "delta", "insert", "scale", "sync", "gc")}
+
+
+@pytest.mark.parametrize("script", sorted(PARTS))
+def test_parts_are_listed(script: str) -> None:
+    out = " ".join(run(str(BENCH / script), "--help").stdout.split())
+    assert ",".join(PARTS[script]) in out
+
+
 def test_every_module_imports() -> None:
     """In a fresh interpreter, as a bench sees them (bench/ first on sys.path)."""
     names = sorted(f[:-3] for f in os.listdir(BENCH) if f.endswith(".py") and f != "peers_mountfs.py")

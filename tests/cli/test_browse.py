@@ -1,4 +1,4 @@
-"""cli.browse: search, info, list, get and verify, as people and scripts see them."""
+"""cli.browse: search, info, list, get, verify and tree, as people and scripts see them."""
 
 from __future__ import annotations
 
@@ -231,3 +231,72 @@ def test_verify_under_clearml_data_names(env, mountfs, finalized):
     ]
     assert mountfs("verify", "--id", finalized, "--verbose").stderr.splitlines()[0] == (
         f"p/n 1.0.0 ({finalized}): 4 file(s) checked in the store, 0 failed")
+
+
+# ------------------------------------------------------------------------ tree
+
+
+def _child(mountfs, *parents: str) -> str:
+    ds_id = mountfs("create", "--project", "p", "--name", f"c{len(parents)}", "--parents", *parents).stdout.strip()
+    mountfs("close")
+    return ds_id
+
+
+def test_tree_of_a_root_is_its_own_line(env, mountfs, finalized):
+    assert mountfs("tree", "--id", finalized).stdout == f"p/n 1.0.0 ({finalized}) completed\n"
+    # by name too, the latest version
+    assert mountfs("tree", "--project", "p", "--name", "n").stdout == f"p/n 1.0.0 ({finalized}) completed\n"
+
+
+def test_tree_shows_a_shared_grandparent_once(env, mountfs, finalized):
+    a, b = _child(mountfs, finalized), _version(env, mountfs, name="b")
+    b2 = mountfs("create", "--project", "p", "--name", "b2", "--parents", finalized).stdout.strip()
+    mountfs("close")
+    child = mountfs("create", "--project", "p", "--name", "kid", "--parents", a, b2).stdout.strip()
+    assert b  # an unrelated dataset stays out of the tree
+    assert mountfs("tree", "--id", child).stdout.splitlines() == [
+        f"p/kid 1.0.0 ({child}) draft",
+        f"├── p/c1 1.0.0 ({a}) completed",
+        f"│   └── p/n 1.0.0 ({finalized}) completed",
+        f"└── p/b2 1.0.0 ({b2}) completed",
+        f"    └── p/n 1.0.0 ({finalized}) (see above)",
+    ]
+    doc = mountfs.json("tree", "--id", child)
+    assert doc["id"] == child
+    assert doc["graph"] == {child: [a, b2], a: [finalized], b2: [finalized], finalized: []}
+    assert doc["nodes"][child] == {"project": "p", "name": "kid", "version": "1.0.0", "status": "draft"}
+    assert set(doc["nodes"]) == set(doc["graph"])
+    assert doc["nodes"][finalized]["status"] == "completed"
+
+
+def test_tree_names_a_deleted_parent_by_id(env, mountfs, finalized):
+    child = _child(mountfs, finalized)
+    mountfs("delete", "--id", finalized, "--force", "--no-gc")
+    assert mountfs("tree", "--id", child).stdout.splitlines() == [
+        f"p/c1 1.0.0 ({child}) completed", f"└── ? ({finalized}) deleted",
+    ]
+    doc = mountfs.json("tree", "--id", child)
+    assert doc["graph"] == {child: [finalized]}
+    assert doc["nodes"][finalized] == {"project": None, "name": None, "version": None, "status": "deleted"}
+
+
+def test_tree_with_a_bad_selector_is_one_line(env, mountfs, finalized):
+    assert "no dataset matches" in mountfs.fails("tree", "--project", "p", "--name", "zzz", code=NotFound.exit_code)
+    assert "not both" in mountfs.fails("tree", "--id", finalized, "--name", "n", code=UsageError.exit_code)
+
+
+# ------------------------------------------------------------- --json additions
+
+
+def test_verify_json_gives_checked_and_failed_per_version(env, mountfs, finalized):
+    other = _version(env, mountfs, name="o", files=[env.data / "labels.csv"])
+    result = mountfs("verify", "--id", finalized, other, "--json")
+    assert json.loads(result.stdout) == [
+        {"id": finalized, "checked": 4, "failed": []}, {"id": other, "checked": 1, "failed": []},
+    ]
+    copy = env.work / "copy"
+    mountfs("get", "--id", finalized, "--copy", copy)
+    (copy / "labels.csv").write_text("changed")
+    bad = mountfs("verify", "--id", finalized, "--local-copy", copy, "--json", code=IntegrityError.exit_code)
+    assert json.loads(bad.stdout) == [{"id": finalized, "checked": 4, "failed": ["labels.csv"]}]
+    assert bad.stderr.startswith("mountfs: error: 1 of 4 file(s) failed")
