@@ -193,7 +193,7 @@ def test_daemonset_commands(deploy: Deploy, catalog: str) -> None:
 
 def _unit_service() -> dict[str, list[str]]:
     sys.path.insert(0, str(Path(__file__).parent))
-    from test_units import parse_unit
+    from test_systemd_units import parse_unit
 
     return parse_unit(REPO / "systemd" / "mountfsd.service")["Service"]
 

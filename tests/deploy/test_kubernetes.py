@@ -16,7 +16,7 @@ import pytest
 yaml = pytest.importorskip("yaml", reason="PyYAML is not installed (it belongs in the test extras)")
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_units import check_config_text, code_reads, console_scripts  # noqa: E402
+from test_systemd_units import check_config_text, code_reads, console_scripts  # noqa: E402
 
 from mountfs.backends.s3 import _settings_from_config  # noqa: E402
 
