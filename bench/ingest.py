@@ -11,6 +11,8 @@ Parts (``--only``):
 - ``delta``, ``insert``: child versions (``ingest_children.py``).
 - ``scale``: ``--files`` tiny files (16-64 B) in 1000 folders; ingest time and
   peak RSS (target < 1 GiB).
+- ``sync``, ``gc``: a second ``sync_folder`` against stat+hash, and ``gc``
+  after deletes on SeaweedFS (``ingest_sync.py``).
 
 Each timed step runs in a fresh interpreter (``ingest_steps.py``, so its peak
 RSS is its own) after ``sync`` and, as root, a page-cache drop.  Data is
@@ -34,11 +36,12 @@ from harness.report import Row, fmt_bytes, fmt_summary, mb, print_table, stamp, 
 from harness.run import BenchRun  # noqa: E402
 from harness.steps import Run, clean_env, run_measured, run_step  # noqa: E402
 from ingest_children import part_delta, part_insert  # noqa: E402
+from ingest_sync import part_gc, part_sync  # noqa: E402
 
 SEED = 1234
 SEEDS = {"A": SEED, "delta": SEED + 1, "B": SEED + 2, "scale": SEED + 3}
-PARTS = ("a", "b", "delta", "insert", "scale")
-KEYS = {"a": "A", "b": "B", "delta": "delta", "insert": "insert", "scale": "scale"}  # part -> key in the JSON
+PARTS = ("a", "b", "delta", "insert", "scale", "sync", "gc")
+KEYS = {"a": "A", "b": "B", "delta": "delta", "insert": "insert", "scale": "scale", "sync": "sync", "gc": "gc"}  # part -> key in the JSON
 TARGET_RATIO, TARGET_RSS = 0.5, 1 * GIB
 
 
@@ -213,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     b.log(f"work dir {b.work}; results -> {args.out}")
     run: dict[str, Callable[[], None]] = {
         "a": lambda: part_tree(b, "A", b.sizes.A), "b": lambda: part_tree(b, "B", b.sizes.B),
-        "delta": lambda: part_delta(b), "insert": lambda: part_insert(b), "scale": lambda: part_scale(b)}
+        "delta": lambda: part_delta(b), "insert": lambda: part_insert(b), "scale": lambda: part_scale(b),
+        "sync": lambda: part_sync(b), "gc": lambda: part_gc(b)}
     try:
         for part in PARTS:
             if part in args.parts:
