@@ -129,8 +129,13 @@ class RuntimeFiles:
     def prepare(self) -> None:
         """Create the run dir owner-only, or check that the one there is ours (``check_run_dir``)."""
         parent = os.path.dirname(self.run_dir.rstrip("/"))
-        if parent:
-            os.makedirs(parent, exist_ok=True)
+        try:
+            if parent:
+                # a file where a folder of the path must be is FileExistsError here, not "ours already"
+                os.makedirs(parent, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create the run dir {self.run_dir}: {exc.strerror or exc} (a file in the way?); "
+                             "set MOUNTFS_RUN_DIR to a folder you may write") from None
         try:
             os.mkdir(self.run_dir, 0o700)
         except FileExistsError:

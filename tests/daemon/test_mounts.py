@@ -14,6 +14,7 @@ import pytest
 from mfs import Harness, assert_same_tree, build, random_tree, wait_for
 
 from mountfs.daemon import mounts
+from mountfs.errors import UsageError
 
 
 def _settle(d) -> None:
@@ -37,6 +38,14 @@ def test_runtime_files_are_named_by_the_mountpoint(tmp_path: Path) -> None:
     long = mounts.RuntimeFiles("/run/mountfs", "/" + "x" * 300)
     assert len(long.socket) == len("/run/mountfs/") + 16 + len(".sock")
     assert len({mounts.RuntimeFiles("/r", mp).stem for mp in ("/a", "/b", "/a/b", "/a b")}) == 4
+
+
+def test_a_run_dir_under_a_file_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("not a folder")
+    files = mounts.RuntimeFiles(str(tmp_path / "afile" / "deeper" / "run"), str(tmp_path / "mnt"))
+    with pytest.raises(UsageError, match=r"cannot create the run dir .*set MOUNTFS_RUN_DIR"):
+        files.prepare()
+    assert (tmp_path / "afile").read_text() == "not a folder"
 
 
 def test_info_is_written_whole_listed_and_removed(tmp_path: Path) -> None:
