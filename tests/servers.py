@@ -28,8 +28,9 @@ import sys
 import sysconfig
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -693,3 +694,26 @@ if __name__ == "__main__":  # pragma: no cover - a CI step
         print(install_azurite())
     else:
         sys.exit("usage: python tests/servers.py install-azurite")
+
+
+@contextmanager
+def started_seaweed(workdir: Path) -> Iterator["SeaweedServer"]:
+    """A SeaweedFS of the caller's own in ``workdir``, stopped by its PID on the way out.
+
+    Skips the test when ``MOUNTFS_SKIP_S3=1``; fails it (without a traceback)
+    when the ``weed`` binary is missing, naming that switch.
+    """
+    import pytest
+
+    if os.environ.get("MOUNTFS_SKIP_S3") == "1":
+        pytest.skip("S3 tests skipped: MOUNTFS_SKIP_S3=1")
+    try:
+        find_weed()
+    except FileNotFoundError as exc:
+        pytest.fail(f"{exc} (set MOUNTFS_SKIP_S3=1 to skip S3 tests locally)", pytrace=False)
+    server = SeaweedServer(workdir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

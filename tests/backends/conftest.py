@@ -22,7 +22,7 @@ _TESTS = str(Path(__file__).resolve().parents[1])
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-from servers import AzuriteServer, GcsEmulator, SeaweedServer, find_weed, install_azurite  # noqa: E402
+from servers import AzuriteServer, GcsEmulator, SeaweedServer, install_azurite, started_seaweed  # noqa: E402
 
 from mountfs.backends import Backend  # noqa: E402
 from mountfs.backends.file import FileBackend  # noqa: E402
@@ -37,36 +37,18 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "lack (its ``lacks``): a strict xfail there")
 
 
-def _start_seaweed(workdir: Path) -> SeaweedServer:
-    if os.environ.get("MOUNTFS_SKIP_S3") == "1":
-        pytest.skip("S3 tests skipped: MOUNTFS_SKIP_S3=1")
-    try:
-        find_weed()
-    except FileNotFoundError as exc:
-        pytest.fail(f"{exc} (set MOUNTFS_SKIP_S3=1 to skip S3 tests locally)", pytrace=False)
-    server = SeaweedServer(workdir)
-    server.start()
-    return server
-
-
 @pytest.fixture(scope="session")
 def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
     """One SeaweedFS for the session; tests get their own bucket on it."""
-    server = _start_seaweed(tmp_path_factory.mktemp("seaweed"))
-    try:
+    with started_seaweed(tmp_path_factory.mktemp("seaweed")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def private_seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
     """A SeaweedFS of this test's own, free to be stopped and restarted."""
-    server = _start_seaweed(tmp_path_factory.mktemp("seaweed-private"))
-    try:
+    with started_seaweed(tmp_path_factory.mktemp("seaweed-private")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 S3Factory = Callable[..., Backend]

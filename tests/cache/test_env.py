@@ -7,7 +7,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
-import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -100,18 +99,26 @@ def test_a_resize_waits_for_the_transactions_of_other_threads(tmp_path: Path, sm
         first, d0 = chunk(0)
         cache.put(d0, first)
         cenv = cache._cenv
-        inside, done = threading.Event(), threading.Event()
+        inside, done, resizing = threading.Event(), threading.Event(), threading.Event()
         seen: list[object] = []
+
+        class Gate(threading.Event):
+            """The env's own gate event; a resize clears it as it starts waiting for transactions."""
+
+            def clear(self) -> None:
+                super().clear()
+                resizing.set()
+
+        gate = Gate()
+        gate.set()
+        cenv._reopened = gate
 
         def hold() -> None:
             try:
                 with cenv.begin() as txn:
                     seen.append(txn.get(d0, db=cache._chunks))
                     inside.set()
-                    deadline = time.monotonic() + 30
-                    while not cenv._closing:  # a resize is waiting for this transaction
-                        assert time.monotonic() < deadline, "no resize came"
-                        time.sleep(0.001)
+                    assert resizing.wait(30), "no resize came"  # it now waits for this transaction
                     seen.append(txn.get(d0, db=cache._chunks))  # still valid: nothing was remapped
                     seen.append(cenv.map_size)
             except BaseException as exc:  # noqa: BLE001 - reported below

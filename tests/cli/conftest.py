@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from click.testing import CliRunner, Result
@@ -70,6 +72,21 @@ class Cli:
 @pytest.fixture
 def mountfs() -> Cli:
     return Cli()
+
+
+@pytest.fixture
+def seaweed_store(env: Env, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The CLI's catalog store in a SeaweedFS bucket of the test's own server (keys in the test's config file)."""
+    from servers import started_seaweed
+
+    with started_seaweed(tmp_path_factory.mktemp("seaweed-cli")) as server:
+        (host, settings), = server.s3_host_settings().items()
+        Path(os.environ["MOUNTFS_CONFIG"]).write_text(
+            f'[s3.hosts."{host}"]\nkey = "{settings["key"]}"\nsecret = "{settings["secret"]}"\nsecure = false\n'
+        )
+        url = server.store_url(server.new_bucket("cli"), "catalog")
+        monkeypatch.setenv("MOUNTFS_STORE", url)
+        yield url
 
 
 @pytest.fixture(autouse=True)

@@ -3,17 +3,10 @@
 
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-from typing import Iterator
-
 import pytest
 
 from mountfs import Dataset
 from mountfs.errors import NotFound, UsageError
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _two_versions(env, mountfs) -> tuple[str, str]:
@@ -88,27 +81,6 @@ def test_bad_input_is_one_line(env, mountfs, args: list[str], code: int, says: s
 def test_set_description_without_a_draft_says_what_to_pass(env, mountfs) -> None:
     line = mountfs.fails("set-description", "--description", "x", code=UsageError.exit_code)
     assert "pass --id" in line
-
-
-@pytest.fixture
-def seaweed_store(env, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The CLI's catalog store in a SeaweedFS bucket of the test's own server."""
-    if os.environ.get("MOUNTFS_SKIP_S3") == "1":
-        pytest.skip("S3 tests skipped: MOUNTFS_SKIP_S3=1")
-    from servers import SeaweedServer
-
-    server = SeaweedServer(tmp_path_factory.mktemp("seaweed-compare"))
-    server.start()
-    try:
-        (host, settings), = server.s3_host_settings().items()
-        Path(os.environ["MOUNTFS_CONFIG"]).write_text(
-            f'[s3.hosts."{host}"]\nkey = "{settings["key"]}"\nsecret = "{settings["secret"]}"\nsecure = false\n'
-        )
-        url = server.store_url(server.new_bucket("compare"), "catalog")
-        monkeypatch.setenv("MOUNTFS_STORE", url)
-        yield url
-    finally:
-        server.stop()
 
 
 @pytest.mark.s3

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from mountfs import Dataset
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _build(env, mountfs, project: str, name: str, versions: int = 2) -> list[str]:
@@ -61,27 +56,6 @@ def test_bad_input_is_one_line_and_changes_nothing(env, mountfs, args: list[str]
     _build(env, mountfs, "q", "d", versions=1)
     assert says in mountfs.fails(*args, code=code)
     assert _ids("p", "d") == sorted(ids)
-
-
-@pytest.fixture
-def seaweed_store(env, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The CLI's catalog store in a SeaweedFS bucket of the test's own server."""
-    if os.environ.get("MOUNTFS_SKIP_S3") == "1":
-        pytest.skip("S3 tests skipped: MOUNTFS_SKIP_S3=1")
-    from servers import SeaweedServer
-
-    server = SeaweedServer(tmp_path_factory.mktemp("seaweed-rename"))
-    server.start()
-    try:
-        (host, settings), = server.s3_host_settings().items()
-        Path(os.environ["MOUNTFS_CONFIG"]).write_text(
-            f'[s3.hosts."{host}"]\nkey = "{settings["key"]}"\nsecret = "{settings["secret"]}"\nsecure = false\n'
-        )
-        url = server.store_url(server.new_bucket("rename"), "catalog")
-        monkeypatch.setenv("MOUNTFS_STORE", url)
-        yield url
-    finally:
-        server.stop()
 
 
 @pytest.mark.s3

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from mountfs import Dataset
 from mountfs.cli.draft import STATE_FILE
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -110,28 +106,6 @@ def test_a_path_conflict_found_while_syncing_leaves_no_draft(env, mountfs) -> No
     line = mountfs.fails("sync", "--parents", parent.id, "--folder", env.data, "--dataset-folder", "x", code=2)
     assert "both a file and a folder" in line
     assert [d["id"] for d in Dataset.list_datasets(only_completed=False)] == [parent.id]
-
-
-@pytest.fixture
-def seaweed_store(env, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The CLI's catalog store in a SeaweedFS bucket of the test's own server."""
-    if os.environ.get("MOUNTFS_SKIP_S3") == "1":
-        pytest.skip("S3 tests skipped: MOUNTFS_SKIP_S3=1")
-    from servers import SeaweedServer
-
-    server = SeaweedServer(tmp_path_factory.mktemp("seaweed-sync"))
-    server.start()
-    try:
-        (host, settings), = server.s3_host_settings().items()
-        config = Path(os.environ["MOUNTFS_CONFIG"])
-        config.write_text(
-            f'[s3.hosts."{host}"]\nkey = "{settings["key"]}"\nsecret = "{settings["secret"]}"\nsecure = false\n'
-        )
-        url = server.store_url(server.new_bucket("sync"), "catalog")
-        monkeypatch.setenv("MOUNTFS_STORE", url)
-        yield url
-    finally:
-        server.stop()
 
 
 @pytest.mark.s3

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -48,17 +47,7 @@ def finalized(tmp_path: Path) -> Finalized:
 @pytest.fixture
 def private_seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A SeaweedFS of the test's own, free to be stopped."""
-    if os.environ.get("MOUNTFS_SKIP_S3") == "1":
-        pytest.skip("S3 tests skipped: MOUNTFS_SKIP_S3=1")
-    from servers import SeaweedServer, find_weed
+    from servers import started_seaweed
 
-    try:
-        find_weed()
-    except FileNotFoundError as exc:
-        pytest.fail(f"{exc} (set MOUNTFS_SKIP_S3=1 to skip S3 tests locally)", pytrace=False)
-    server = SeaweedServer(tmp_path_factory.mktemp("seaweed-sdk"))
-    server.start()
-    try:
+    with started_seaweed(tmp_path_factory.mktemp("seaweed-sdk")) as server:
         yield server
-    finally:
-        server.stop()

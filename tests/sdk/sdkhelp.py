@@ -5,6 +5,8 @@ from __future__ import annotations
 import filecmp
 from pathlib import Path
 
+from mountfs.backends.file import FileBackend
+
 
 def write_files(root: Path, files: dict[str, bytes]) -> Path:
     """Write ``{relative path: bytes}`` under ``root``; return ``root``."""
@@ -22,3 +24,34 @@ def same_tree(a: Path, b: Path) -> None:
         same_tree(a / sub, b / sub)
     for name in cmp.common_files:
         assert (a / name).read_bytes() == (b / name).read_bytes()
+
+
+# --- a store that "dies" after N writes (the crash tests of rename, move and delete) ---
+
+class Crash(Exception):
+    """The process "dies" here: nothing after this write happens."""
+
+
+class CrashingBackend(FileBackend):
+    """The store's real folder backend, failing every write after the first ``writes`` (then always)."""
+
+    def __init__(self, root: str, writes: int):
+        super().__init__(root)
+        self.left = writes
+
+    def _write(self) -> None:
+        if self.left <= 0:
+            raise Crash()
+        self.left -= 1
+
+    def put(self, key: str, data: bytes | memoryview) -> None:
+        self._write()
+        super().put(key, data)
+
+    def put_if_absent(self, key: str, data: bytes) -> None:
+        self._write()
+        super().put_if_absent(key, data)
+
+    def delete(self, key: str) -> None:
+        self._write()
+        super().delete(key)

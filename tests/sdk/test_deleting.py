@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from sdkhelp import write_files
+from sdkhelp import Crash, CrashingBackend, write_files
 
 from mountfs import Dataset
 from mountfs.backends.file import FileBackend
@@ -18,35 +18,6 @@ from mountfs.session import Session
 
 #: the ``finalized`` fixture of conftest.py: ``finalized({rel: bytes}, name=..., project=...)``
 Finalized = Callable[..., Dataset]
-
-
-class Crash(Exception):
-    """The process "dies" here: nothing after this write happens."""
-
-
-class CrashingBackend(FileBackend):
-    """The store's real folder backend, failing every write after the first ``writes`` (then always)."""
-
-    def __init__(self, root: str, writes: int):
-        super().__init__(root)
-        self.left = writes
-
-    def _write(self) -> None:
-        if self.left <= 0:
-            raise Crash()
-        self.left -= 1
-
-    def put(self, key: str, data: bytes | memoryview) -> None:
-        self._write()
-        super().put(key, data)
-
-    def put_if_absent(self, key: str, data: bytes) -> None:
-        self._write()
-        super().put_if_absent(key, data)
-
-    def delete(self, key: str) -> None:
-        self._write()
-        super().delete(key)
 
 
 def _snapshot(store: Path) -> dict[str, bytes]:

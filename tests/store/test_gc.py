@@ -210,20 +210,10 @@ def test_a_pack_without_index_is_collected_and_a_damaged_manifest_stops_gc(tmp_p
 
 @pytest.fixture(scope="module")
 def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    if os.environ.get("MOUNTFS_SKIP_S3") == "1":
-        pytest.skip("S3 tests skipped: MOUNTFS_SKIP_S3=1")
-    from servers import SeaweedServer, find_weed
+    from servers import started_seaweed
 
-    try:
-        find_weed()
-    except FileNotFoundError as exc:
-        pytest.fail(f"{exc} (set MOUNTFS_SKIP_S3=1 to skip S3 tests locally)", pytrace=False)
-    server = SeaweedServer(tmp_path_factory.mktemp("seaweed-gc"))
-    server.start()
-    try:
+    with started_seaweed(tmp_path_factory.mktemp("seaweed-gc")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_gc_on_s3(seaweed: object) -> None:

@@ -5,6 +5,7 @@ exception too, and a held lock is refreshed."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -112,15 +113,26 @@ def test_a_lock_is_released_when_its_block_raises(backend: FileBackend) -> None:
     assert _keys(backend) == []
 
 
-def test_a_held_lock_is_refreshed(backend: FileBackend) -> None:
+class _Watched(FileBackend):
+    """The real folder backend, telling when a lock object is written again."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.rewritten = threading.Event()
+
+    def put(self, key: str, data: bytes | memoryview) -> None:
+        super().put(key, data)
+        if key.startswith(LOCKS):
+            self.rewritten.set()
+
+
+def test_a_held_lock_is_refreshed(tmp_path: Path) -> None:
+    backend = _Watched(tmp_path / "store")
     lock = StoreLock(backend, SHARED, "upload", refresh_seconds=0.02)
     lock.acquire()
     try:
         (first,) = read_locks(backend)
-        deadline = time.monotonic() + 10
-        while read_locks(backend)[0].refreshed == first.refreshed:
-            assert time.monotonic() < deadline, "the lock was never refreshed"
-            time.sleep(0.01)
+        assert backend.rewritten.wait(10), "the lock was never refreshed"
         (later,) = read_locks(backend)
         assert later.refreshed > first.refreshed and later.created == first.created
     finally:
