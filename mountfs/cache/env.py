@@ -156,7 +156,7 @@ class CacheEnv:
     cache method) and must not be nested within one thread.
     """
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, sync: bool = True) -> None:
         self.directory = directory
         self.pid = os.getpid()
         self._refs = 0
@@ -191,6 +191,10 @@ class CacheEnv:
                 # last commit but never breaks the B-tree (ACI, not D), and the
                 # cache tolerates a lost index entry.
                 metasync=False,
+                # a writable copy's upper layer (cache/upper.py) commits every file operation and
+                # makes them durable only when fsync asks (flush()): a killed process loses nothing
+                # committed, a power cut what no fsync covered
+                sync=sync,
             )
         except lmdb.Error as exc:
             if not _writable(path):
@@ -367,6 +371,10 @@ class CacheEnv:
             f"local copies are kept), or set MOUNTFS_CACHE_DIR to another folder"
         )
 
+    def flush(self) -> None:
+        """Make every committed transaction durable (``fsync``), for environments opened with ``sync=False``."""
+        self.env.sync(True)
+
     def db(self, name: str, **flags: Any) -> Any:
         """The named sub-database ``name`` (created if missing), opened once per process."""
         handle = self._dbs.get(name)
@@ -400,13 +408,15 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def open_env(directory: str) -> CacheEnv:
-    """Open (or share) the environment of cache ``directory``; pair with :func:`release_env`."""
+def open_env(directory: str, sync: bool = True) -> CacheEnv:
+    """Open (or share) the environment of cache ``directory``; pair with :func:`release_env`.
+
+    ``sync=False``: commits are not fsynced until :meth:`CacheEnv.flush` (the first opening decides)."""
     key = os.path.realpath(directory)
     with _registry_lock:
         cenv = _registry.get(key)
         if cenv is None:
-            cenv = CacheEnv(key)
+            cenv = CacheEnv(key, sync)
             _registry[key] = cenv
             _sweep_tmp(os.path.join(key, "tmp"))
         _ = cenv.env  # raises in a forked child

@@ -8,9 +8,11 @@ from typing import Any, Callable, TypeVar
 
 import click
 
-from ..sdk import Dataset
+from ..cache import upper
 from ..errors import MountfsError, StateError, UsageError
-from . import draft
+from ..sdk import Dataset
+from ..session import current
+from . import draft, writable
 from .common import (
     Command, ListOption, Selector, as_list, dataset_selector, describe, id_option, open_draft, remember,
     remembered_draft, resolve, show_progress,
@@ -160,19 +162,36 @@ def upload(
 
 
 @click.command(cls=Command)
+@click.argument("mountpoint", required=False, type=click.Path())
 @id_option
 @click.option("--no-upload", "--disable-upload", "no_upload", is_flag=True,
               help="Refuse instead of uploading files that are not uploaded yet.")
+@click.option("--no-remount", is_flag=True, help="With DIR: leave it unmounted instead of mounting the new version.")
+@click.option("--discard-copy", is_flag=True,
+              help="Drop the changes of the draft's writable copy (it must be unmounted) instead of closing.")
 @_upload_options
+@click.pass_context
 def close(
-    dataset_id: str | None, no_upload: bool, storage: str | None, chunk_size: int | None, max_workers: int | None,
+    ctx: click.Context, mountpoint: str | None, dataset_id: str | None, no_upload: bool, no_remount: bool,
+    discard_copy: bool, storage: str | None, chunk_size: int | None, max_workers: int | None,
     no_compression: bool, verbose: bool,
 ) -> None:
     """Finalize a draft; it never changes after this (alias: finalize).
 
-    Files not uploaded yet are uploaded first, unless --no-upload.
+    Files not uploaded yet are uploaded first, unless --no-upload.  With DIR,
+    the writable copy mounted there becomes the new version (only what
+    changed is uploaded) and DIR shows it read-only.
     """
+    if mountpoint is not None:
+        if dataset_id or discard_copy:
+            raise UsageError("give either DIR (a writable copy) or --id, not both")
+        writable.close_copy(ctx, mountpoint, no_remount)
+        return
     ds = remembered_draft(dataset_id)
+    if discard_copy:
+        upper.discard(current().config.cache_dir, ds.id)
+        click.echo(f"dropped the writable copy's changes of {describe(ds)}")
+        return
     if ds.is_final():
         draft.forget(ds.id)
         click.echo(f"{describe(ds)} is already finalized")

@@ -86,33 +86,68 @@ def _last_error(log_path: str) -> str:
 @click.command("mount")
 @click.argument("args", nargs=-1, required=True, metavar="[DATASET] DIR")
 @dataset_selector
+@click.option("--writable", is_flag=True,
+              help="Mount a writable copy: of a finalized version, a new draft child of it; of a draft, that draft.")
 @click.option("--foreground", is_flag=True, help="Stay in the foreground (logs to stderr) instead of detaching.")
 @click.pass_context
-def mount(ctx: click.Context, args: tuple[str, ...], sel: Selector, foreground: bool) -> None:
-    """Mount one finalized version read-only at DIR.
+def mount(ctx: click.Context, args: tuple[str, ...], sel: Selector, writable: bool, foreground: bool) -> None:
+    """Mount one finalized version read-only at DIR, or a writable copy (--writable).
 
     DATASET is an id or project/name[/version]; or name it with --id or
     --project/--name/--version. The daemon detaches; `mountfs umount DIR` stops it.
+    A writable copy becomes a new version with `mountfs close DIR`.
     """
     if len(args) > 2:
         raise UsageError("give at most DATASET and DIR")
     spec, target = (args[0], args[1]) if len(args) == 2 else (None, args[0])
-    ds = resolve(_selector_from(spec, sel), only_completed=True)
-    if not ds.is_final():
-        raise UsageError(f"dataset {ds.id} is a draft; only finalized versions can be mounted")
+    ds = resolve(_selector_from(spec, sel), only_completed=not writable)
+    if writable:
+        ds = writable_draft(ds)
+    elif not ds.is_final():
+        raise UsageError(f"dataset {ds.id} is a draft; mount it with --writable, or finalize it first")
     mountpoint = os.path.realpath(target)
+    start_daemon(ctx, mountpoint, ds.id, writable, foreground)
+    if writable:
+        click.echo(f"mounted a writable copy of {ds.project}/{ds.name} {ds.version} ({ds.id}) at {mountpoint}; "
+                   f"`mountfs close {mountpoint}` makes it a version")
+    else:
+        click.echo(f"mounted {ds.project}/{ds.name} {ds.version} ({ds.id}) at {mountpoint}")
+
+
+def writable_draft(ds: Any) -> Any:
+    """The draft a writable mount of ``ds`` serves: a new child of a finalized version, or the draft itself
+    (uploaded first, so that its files read through the cache like the others)."""
+    from ..cache import upper
+    from ..sdk import Dataset
+
+    if ds.is_final():
+        child = Dataset.create(dataset_name=ds.name, dataset_project=ds.project, parent_datasets=[ds.id])
+        click.echo(f"created draft {child.project}/{child.name} {child.version} ({child.id}), child of {ds.version}",
+                   err=True)
+        return child
+    if upper.busy(current().config.cache_dir, ds.id):
+        raise UsageError(f"draft {ds.id} is already mounted writable; see `mountfs status`")
+    if ds.is_dirty():
+        ds.upload(show_progress=show_progress())
+    return ds
+
+
+def start_daemon(ctx: click.Context, mountpoint: str, dataset_id: str, writable: bool, foreground: bool) -> None:
+    """Run the daemon for one mount (detached unless ``foreground``) and wait until the mount is up."""
     sess = current()
     if mounts.mounted_fuse(mountpoint) and not mounts.is_stale(mountpoint):
         raise UsageError(f"{mountpoint} is already mounted; run `mountfs umount {mountpoint}` first")
     if foreground:
-        serve(sess, mountpoint, ds.id, ctx.obj.debug)
+        serve(sess, mountpoint, dataset_id, ctx.obj.debug, writable)
         return
     files = mounts.RuntimeFiles(sess.config.run_dir, mountpoint)
     files.prepare()
     # the daemon inherits the environment and reads the same config file; the store may
     # have come from --storage, so it is passed on as a flag
-    cmd = [sys.executable, "-m", "mountfs.daemon", "--mountpoint", mountpoint, "--dataset", ds.id,
+    cmd = [sys.executable, "-m", "mountfs.daemon", "--mountpoint", mountpoint, "--dataset", dataset_id,
            "--storage", sess.catalog_url]
+    if writable:
+        cmd.append("--writable")
     if ctx.obj.debug:
         cmd.append("--debug")
     # never through a symlink: a log opened that way could be made to overwrite any file
@@ -124,14 +159,21 @@ def mount(ctx: click.Context, args: tuple[str, ...], sel: Selector, foreground: 
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_fh, stderr=log_fh,
                                 start_new_session=True)
     _wait_mounted(proc, mountpoint, files.log)
-    click.echo(f"mounted {ds.project}/{ds.name} {ds.version} ({ds.id}) at {mountpoint}")
 
 
 @click.command("umount")
 @click.argument("mountpoint", type=click.Path())
 @click.option("--timeout", default=15.0, show_default=True, help="Seconds to wait for the daemon to stop.")
 def umount(mountpoint: str, timeout: float) -> None:
-    """Unmount DIR and stop its daemon; cleans up after a daemon that was killed."""
+    """Unmount DIR and stop its daemon; cleans up after a daemon that was killed.
+
+    A writable copy keeps its changes: `mountfs mount --writable --id <draft> DIR` shows them again."""
+    stop_mount(mountpoint, timeout)
+    click.echo(f"unmounted {os.path.realpath(mountpoint)}")
+
+
+def stop_mount(mountpoint: str, timeout: float = 15.0) -> None:
+    """Stop the daemon serving ``mountpoint`` and make sure nothing is mounted there."""
     mountpoint = os.path.realpath(mountpoint)
     files = mounts.RuntimeFiles(_run_dir(), mountpoint)
     stopped = False
@@ -151,7 +193,6 @@ def umount(mountpoint: str, timeout: float) -> None:
         files.remove()
         raise NotFound(f"nothing is mounted at {mountpoint}")
     files.remove()
-    click.echo(f"unmounted {mountpoint}")
 
 
 @click.command("status")
@@ -178,7 +219,7 @@ def status(as_json: bool) -> None:
         cache = r["cache"]
         reads = max(1, r["reads"])
         table.append([
-            r["mountpoint"], str(r["pid"]), r["dataset"] or "catalog",
+            r["mountpoint"], str(r["pid"]), (r["dataset"] or "catalog") + _pending(r.get("writable")),
             f"{100 * r['read_hits'] / reads:.0f}%", human_size(r["bytes_fetched"]),
             f"{human_size(cache['size'])} / {human_size(cache['max_size'])}, {r['inflight_fetches']} in flight"
             + (f", {cache['corrupt']} damaged (fetched again)" if cache.get("corrupt") else ""),
@@ -186,6 +227,13 @@ def status(as_json: bool) -> None:
             str(r.get("read_timeouts", 0)),
         ])
     echo_table(["MOUNTPOINT", "PID", "SERVES", "HIT RATE", "FETCHED", "CACHE", "READ TIMEOUTS"], table)
+
+
+def _pending(w: dict[str, Any] | None) -> str:
+    """A writable copy's pending changes, for the SERVES column."""
+    if not w:
+        return ""
+    return f" (writable: {w['changed_nodes']} changed, {human_size(w['upper_bytes'])} held)"
 
 
 @click.command("warmup")

@@ -33,23 +33,25 @@ def configure_logging(debug: bool) -> None:
     )
 
 
-def serve(sess: Session, mountpoint: str | None, dataset_id: str | None, debug: bool) -> None:
-    """Mount the catalog (or one version) in the foreground until unmounted or signalled."""
+def serve(sess: Session, mountpoint: str | None, dataset_id: str | None, debug: bool, writable: bool = False) -> None:
+    """Mount the catalog (or one version, or a draft's writable copy) in the foreground until unmounted or
+    signalled."""
     from .server import run  # pyfuse3 is loaded only by the commands that mount
 
     configure_logging(debug)
-    run(sess, mountpoint or sess.config.mountpoint, dataset_id, debug=debug)
+    run(sess, mountpoint or sess.config.mountpoint, dataset_id, debug=debug, writable=writable)
 
 
 @click.command("mountfsd", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--mountpoint", metavar="DIR", help="Where to mount (default: config, /datasets).")
 @click.option("--dataset", "dataset_id", metavar="ID", help="Serve only this version at DIR instead of the catalog.")
 @click.option("--storage", metavar="URL", help="Store holding the catalog (default: $MOUNTFS_STORE).")
+@click.option("--writable", is_flag=True, help="Serve the draft --dataset names as a writable copy.")
 @click.option("--debug", is_flag=True, help="Log at DEBUG level.")
-def mountfsd(mountpoint: str | None, dataset_id: str | None, storage: str | None, debug: bool) -> None:
+def mountfsd(mountpoint: str | None, dataset_id: str | None, storage: str | None, writable: bool, debug: bool) -> None:
     """The mountfs daemon: serves the catalog (or one version) through FUSE, in the foreground."""
     try:
-        serve(current(store=storage), mountpoint, dataset_id, debug)
+        serve(current(store=storage), mountpoint, dataset_id, debug, writable)
     except MountfsError as exc:
         log.error("%s", exc)
         click.echo(f"mountfsd: error: {' '.join(str(exc).split())}", err=True)

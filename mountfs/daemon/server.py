@@ -19,12 +19,16 @@ from ..catalog import DatasetRecord
 from ..config import Config
 from ..errors import MountfsError, UsageError
 from ..fs.namespace import Namespace
+from ..cache import upper
 from ..fs.operations import NO_OPEN_SUPPORTED, Operations
+from ..fs.overlay import Overlay
+from ..fs.writable import WritableOperations
 from ..fs.reader import Reader
 from ..fs.tree import KIND_LINK, ROOT, Tree
 from ..session import Session
 from ..store import ChunkRef, Store
 from . import control, mounts
+from .writable import WritableCopy
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +72,8 @@ class RefreshStats:
 class Daemon:
     """Owns the tree, the reader and the mount for one mountpoint."""
 
-    def __init__(self, session: Session, mountpoint: str, dataset_id: str | None = None, debug: bool = False):
+    def __init__(self, session: Session, mountpoint: str, dataset_id: str | None = None, debug: bool = False,
+                 writable: bool = False):
         self.sess = session
         self.cfg = session.config
         self.mountpoint = os.path.realpath(mountpoint)
@@ -78,14 +83,24 @@ class Daemon:
         self.started = time.time()
         self.tables = FileTables(self.cfg.cache_dir)
         single = session.catalog.get(dataset_id) if dataset_id else None
-        if single is not None and not single.is_final:
+        if writable and single is None:
+            raise UsageError("a writable copy needs --dataset <draft id>")
+        #: a draft's writable copy (``writable.WritableCopy``), or None for a read-only mount
+        self.copy: WritableCopy | None = None
+        #: the version a writable copy was closed into (the daemon then stops)
+        self.closed: DatasetRecord | None = None
+        if single is not None and not single.is_final and not writable:
             raise UsageError(f"dataset {dataset_id} is not finalized; only finalized versions can be mounted")
         self.namespace = None if single else Namespace(session.catalog)
         # a root mount gets allow_other: other users read through it, so what a
         # store writer chose (external sources, a version's own store) is read
         # under the policy for serving others (SourcePolicy)
         self.serving_others = os.geteuid() == 0
-        self.tree = Tree(self.tables, self._store_for, self.namespace, single)
+        if writable:
+            assert single is not None
+            self.copy = WritableCopy(session, self.tables, single)
+        self.tree = Tree(self.tables, self._store_for, self.namespace, single,
+                         self.copy.vk if self.copy is not None else None)
         self.reader: Reader | None = None
         #: whether the FUSE thread got realtime scheduling (``mounts.realtime_thread``)
         self.realtime = False
@@ -119,6 +134,11 @@ class Daemon:
             trio.run(self._main)
         finally:
             self.runtime.remove()
+            if self.copy is not None:
+                self.copy.close()
+                self.tables.drop(self.copy.vk)  # imported again at the next mount
+                if self.closed is not None:  # the version holds it all now
+                    upper.discard(self.cfg.cache_dir, self.closed.id)
             self.tables.close()
 
     async def _main(self) -> None:
@@ -131,11 +151,18 @@ class Daemon:
             source = functools.partial(self.sess.source, serving_others=self.serving_others)
             self.reader = Reader(self.tree, self.sess.cache, nursery, source=source)
             await self.tree.start()
-            ops = Operations(self.tree, self.reader)
+            ops: pyfuse3.Operations
             # nosuid, nodev: whatever modes a store holds, nothing in the mount gains privileges;
             # pyfuse3.default_options holds default_permissions: the kernel enforces the modes for every user
-            options = set(pyfuse3.default_options) | {"fsname=" + mounts.FSNAME, "subtype=mountfs", "ro",
+            options = set(pyfuse3.default_options) | {"fsname=" + mounts.FSNAME, "subtype=mountfs",
                                                       "nosuid", "nodev"}
+            if self.copy is not None:
+                self.copy.overlay = Overlay(self.copy.upper, self.tables, self.copy.vk, self.reader.read,
+                                            os.geteuid(), os.getegid())
+                ops = WritableOperations(self.copy.overlay)
+            else:
+                ops = Operations(self.tree, self.reader)
+                options.add("ro")
             if self.serving_others:
                 options.add("allow_other")
             pyfuse3.init(ops, self.mountpoint, options)
@@ -151,7 +178,7 @@ class Daemon:
                     nursery.start_soon(self._refresher)
                 # pyfuse3.main() answers requests in this thread
                 self.realtime = self.cfg.realtime and mounts.realtime_thread()
-                nursery.start_soon(self._after_mount, ops.no_open)
+                nursery.start_soon(self._after_mount, getattr(ops, "no_open", False))
                 await pyfuse3.main()
             finally:
                 _sd_notify(self.cfg, "STOPPING=1")
@@ -246,6 +273,15 @@ class Daemon:
             return {"stopping": True}
         if op == "warmup":
             return await self._warmup(str(req.get("path", "")), send)
+        if op in ("diff", "close"):
+            if self.copy is None:
+                raise UsageError(f"{self.mountpoint} is a read-only mount, not a writable copy")
+            if op == "diff":
+                return self.copy.diff().as_dict()
+            record, changes = await self.copy.finish()
+            self.closed = record  # the copy stays frozen; `mountfs close` unmounts it next
+            return {"id": record.id, "project": record.project, "name": record.name, "version": record.version,
+                    **changes.as_dict()}
         raise UsageError(f"unknown control request {op!r}")
 
     def status(self) -> dict[str, Any]:
@@ -275,6 +311,8 @@ class Daemon:
             # cache["corrupt"]: chunks read back from the cache that failed their digest (fetched again)
             "cache": cache,
         }
+        if self.copy is not None:
+            out["writable"] = self.copy.pending()
         if self.namespace is not None:
             out["catalog"] = {"versions": len(self.namespace.current.records), **asdict(self.refresh)}
         return out
@@ -347,7 +385,8 @@ def _fewer_malloc_arenas() -> None:
         pass
 
 
-def run(session: Session, mountpoint: str, dataset_id: str | None = None, debug: bool = False) -> None:
+def run(session: Session, mountpoint: str, dataset_id: str | None = None, debug: bool = False,
+        writable: bool = False) -> None:
     """Entry point for ``mountfsd`` / ``mountfs daemon run`` / ``mountfs mount --foreground``."""
     _fewer_malloc_arenas()
-    Daemon(session, mountpoint, dataset_id, debug).run()
+    Daemon(session, mountpoint, dataset_id, debug, writable).run()

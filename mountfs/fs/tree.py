@@ -365,12 +365,15 @@ class Tree:
         store_for: Callable[[DatasetRecord], Store],
         namespace: Namespace | None = None,
         single: DatasetRecord | None = None,
+        single_key: bytes | None = None,
     ):
         if (namespace is None) == (single is None):
             raise UsageError("a tree serves either the catalog or one version")
         self.tables = tables
         self.namespace = namespace
         self.single = single
+        #: the single version's table key, when it is not ``version_key(id)`` (a draft's writable copy)
+        self._single_key = single_key
         self._store_for = store_for
         self._nodes = _Nodes(tables)
         self._views: dict[int, View] = {}
@@ -472,7 +475,7 @@ class Tree:
     async def _open(self, pending: PendingVersion) -> VersionView:
         record = pending.record
         store = await trio.to_thread.run_sync(self._store_for, record)
-        vk = version_key(record.id)
+        vk = self._single_key if self._single_key and pending.slot == 0 else version_key(record.id)
         mtime_ns = _version_mtime(record)
         self._importing.add(record.id)
         try:

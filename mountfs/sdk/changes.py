@@ -19,7 +19,7 @@ from ..errors import ObjectNotFound, UsageError
 from ..session import default_workers, progress_bar
 from ..store import ChunkRef, FileEntry
 from ..store.manifest import tree_conflict
-from .version import OTHER_STORE, Version
+from .version import OTHER_STORE, Version, diff_tables
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +161,30 @@ class DraftChanges:
         log.info("sync_folder(%s): %d removed, %d added, %d modified, %d unchanged not read",
                  local_path, len(gone), added, len(new) - added, len(present) - len(todo))
         return len(gone), added, len(new) - added
+
+    def take_tree(self, kept: dict[str, FileEntry], items: list[tuple[str, str, int]]) -> tuple[int, int, int]:
+        """Make the draft's files exactly ``kept`` (entries as they are) plus ``items`` (local files, hashed and
+        chunked here): a writable copy being closed.  Saved once; ``(removed, added, modified)`` against
+        the table before."""
+        self._v.require_draft("replace its files")
+        table = self._v.table()
+        new, same = self._cut(items, False, None, False)
+        result = dict(kept)
+        for _, dpath, _ in items:
+            result[dpath] = new.get(dpath) or same.get(dpath) or table[dpath]
+        added, modified, removed = diff_tables(result, table)
+        before = dict(table)
+        table.clear()
+        table.update(result)
+        try:
+            self._v.save_state()
+        except BaseException:
+            table.clear()
+            table.update(before)
+            raise
+        if added or modified or removed:
+            self._v.mark_changed()
+        return len(removed), len(added), len(modified)
 
     def discard(self) -> None:
         """Delete the draft: its state, record and version pointer (the version number is free again).
