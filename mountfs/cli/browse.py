@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 from typing import Any
 
 import click
 
 from ..sdk import Dataset
-from ..errors import IntegrityError, LocalDiskError, StateError, UsageError
+from ..errors import IntegrityError, StateError, UsageError
 from ..session import current
+from . import linkdir
 from .common import Command, ListOption, Selector, as_list, dataset_selector, describe, resolve, show_progress
 from .output import echo_json, echo_table, human_size, printable
 
@@ -138,35 +138,51 @@ def list_files(sel: Selector, patterns: tuple[str, ...], modified: bool, as_json
 @click.command(cls=Command)
 @dataset_selector
 @click.option("--copy", "copy_to", metavar="DIR", help="Write a writable copy into DIR instead of the shared read-only one.")
-@click.option("--link", "link_at", metavar="PATH",
-              help="Also make PATH a symbolic link to the read-only copy (it dangles once the cache is cleared).")
+@click.option("--link", "link_at", metavar="DIR",
+              help="Make DIR a folder of symbolic links to the files: in a running mount of this version, "
+                   "else in the read-only cached copy (they dangle once it is unmounted or the cache cleared).")
 @click.option("--overwrite", is_flag=True,
-              help="With --copy: empty a non-empty DIR first; with --link: replace what is at PATH.")
+              help="With --copy or --link: replace a DIR that is not an empty folder.")
 @click.option("--part", type=click.IntRange(min=0), metavar="K", help="Only slice K (0-based) of --num-parts slices.")
 @click.option("--num-parts", type=click.IntRange(min=1), metavar="N", help="Number of disjoint slices (with --part).")
 @click.option("--files", cls=ListOption, metavar="PATH...", help="Only these paths, folders or wildcards.")
 @_workers
 @click.option("--verbose", is_flag=True, help="Print the folder's files and a summary on stderr.")
+@_json
 def get(
     sel: Selector, copy_to: str | None, link_at: str | None, overwrite: bool, part: int | None,
-    num_parts: int | None, files: tuple[str, ...], max_workers: int | None, verbose: bool,
+    num_parts: int | None, files: tuple[str, ...], max_workers: int | None, verbose: bool, as_json: bool,
 ) -> None:
     """Get a local copy of a finalized version and print its folder.
 
-    By default the copy is read-only and shared through the local cache (with
-    --link PATH, PATH is made a symbolic link to it and printed instead); with
-    --copy DIR the files are written to DIR as plain writable files.
+    By default the copy is read-only and shared through the local cache; with
+    --copy DIR the files are written to DIR as plain writable files; with
+    --link DIR, DIR is made a folder of symbolic links to the files, in a
+    running mount of the version if there is one, else in the cached copy,
+    and one line on stderr says which. --json prints {"id", "path"} (with
+    --link also "links_to": "mount" or "cache", "source", "files").
     """
     if (part is None) != (num_parts is None):
         raise UsageError("--part and --num-parts go together")
     if copy_to and link_at:
-        raise UsageError("--copy DIR and --link PATH are alternatives: a writable copy, or a link to the shared one")
+        raise UsageError("--copy DIR and --link DIR are alternatives: a writable copy, or links to a read-only one")
     if overwrite and not (copy_to or link_at):
-        raise UsageError("--overwrite only applies with --copy DIR or --link PATH")
+        raise UsageError("--overwrite only applies with --copy DIR or --link DIR")
     if files and copy_to:
         raise UsageError("--files cannot be combined with --copy; copy the version, or get --files without --copy")
     ds = resolve(sel, only_completed=True)
-    if copy_to:
+    doc: dict[str, Any] = {"id": ds.id}
+    if link_at:
+        linked = linkdir.link_folder(
+            ds, link_at, overwrite=overwrite, part=part, num_parts=num_parts, files=as_list(files),
+            get_copy=lambda: ds.get_local_copy(part=part, num_parts=num_parts, files=as_list(files),
+                                               max_workers=max_workers, show_progress=show_progress()),
+        )
+        path: str | None = linked.folder
+        doc = linkdir.as_json(linked, ds.id)
+        if not as_json:
+            click.echo(linked.describe(), err=True)
+    elif copy_to:
         path = ds.get_mutable_local_copy(
             copy_to, overwrite=overwrite, part=part, num_parts=num_parts, max_workers=max_workers,
             show_progress=show_progress(),
@@ -177,32 +193,11 @@ def get(
         )
     if verbose and path:
         _report_folder(ds, path)
-    if link_at and path:
-        _link(os.path.abspath(path), link_at, overwrite)
-        path = link_at
+    if as_json:
+        doc.setdefault("path", path)
+        echo_json(doc)
+        return
     click.echo(path)
-
-
-def _link(target: str, link_at: str, overwrite: bool) -> None:
-    """Make ``link_at`` a symbolic link to ``target``; a link or empty folder there is replaced,
-    anything else only with ``overwrite`` (clearml-data's rule)."""
-    where = os.path.expanduser(link_at)
-    try:
-        if os.path.islink(where):
-            os.unlink(where)
-        elif os.path.isdir(where) and not os.listdir(where):
-            os.rmdir(where)
-        elif os.path.lexists(where):
-            if not overwrite:
-                kind = "a folder that is not empty" if os.path.isdir(where) else "a file"
-                raise UsageError(f"cannot link {link_at}: it is {kind}; pass --overwrite to replace it")
-            if os.path.isdir(where):
-                shutil.rmtree(where)
-            else:
-                os.unlink(where)
-        os.symlink(target, where, target_is_directory=True)
-    except OSError as exc:
-        raise LocalDiskError(f"cannot link {link_at} to {target}: {exc.strerror}") from None
 
 
 def _report_folder(ds: Dataset, path: str) -> None:

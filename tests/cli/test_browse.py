@@ -192,25 +192,6 @@ def test_list_with_several_filters_and_only_the_modified_files(env, mountfs, fin
     assert lines[1:] == [" 3 B  new.txt", f"1 file(s), 3 B added or modified in p/n 1.0.1 ({child})"]
 
 
-def test_get_link_points_at_the_shared_copy(env, mountfs, finalized):
-    shared = mountfs("get", "--id", finalized).stdout.strip()
-    link = env.work / "ds"
-    assert mountfs("get", "--id", finalized, "--link", link).stdout == f"{link}\n"
-    assert os.path.islink(link) and os.path.samefile(link, shared)
-    assert (link / "labels.csv").read_text() == "file,label\nimg_0001.jpg,cat\n"
-    mountfs("get", "--id", finalized, "--link", link)  # a link (or an empty folder) is replaced
-    assert os.path.samefile(link, shared)
-    mine = env.work / "mine"
-    mine.mkdir()
-    (mine / "keep.txt").write_text("mine")
-    line = mountfs.fails("get", "--id", finalized, "--link", mine, code=UsageError.exit_code)
-    assert "not empty" in line and "--overwrite" in line and (mine / "keep.txt").read_text() == "mine"
-    mountfs("get", "--id", finalized, "--link", mine, "--overwrite")
-    assert os.path.samefile(mine, shared)
-    assert "alternatives" in mountfs.fails("get", "--id", finalized, "--link", link, "--copy", env.work / "c",
-                                           code=UsageError.exit_code)
-
-
 def test_get_verbose_lists_the_files_on_stderr(env, mountfs, finalized):
     result = mountfs("get", "--id", finalized, "--verbose", "--files", "train")
     folder = result.stdout.strip()
