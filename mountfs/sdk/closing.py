@@ -20,7 +20,7 @@ from ..store import FileEntry
 from ..store.chunker import read_source_chunks
 from ..store.locks import shared_lock
 from ..store.upload import ChunkSource, UploadStats, upload_chunks
-from .version import OTHER_STORE, Version, diff_tables, is_pending
+from .version import OTHER_STORE, Origins, Version, diff_tables, is_pending, same_content
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +83,11 @@ def seal(version: Version, parents: dict[str, FileEntry]) -> DatasetRecord:
     """Write the version's manifest; return its record as completed (not written yet: the caller writes
     it last, since until then the version is not complete, DESIGN.md invariant 1).
 
-    ``parents``: the merged parents' files, for the record's added/modified/removed counts.
+    ``parents``: the merged parents' files, for the record's added/modified/removed counts and each
+    entry's origin (``record_origins``).
     """
     table = version.table()
+    record_origins(version, parents)
     # `mountfs gc` may have run since the upload: a version must never name a pack that is gone
     missing = version.store.missing_packs({c.pack for e in table.values() for c in e.chunks if c.pack})
     if missing:
@@ -104,6 +106,31 @@ def seal(version: Version, parents: dict[str, FileEntry]) -> DatasetRecord:
         status=COMPLETED,
         finalized=now_iso(),
     )
+
+
+def record_origins(version: Version, parents: dict[str, FileEntry]) -> None:
+    """Set each entry's ``origin`` as the manifest records it: an entry holding the content of the merged
+    parents' entry keeps that entry's origin, any other (new, modified, or a squash's, which has no parents)
+    is the version's own.
+
+    What a draft's state says is not trusted: it is derived again here.  A parent manifest of format 1
+    records no origin; those entries are found by walking the lineage (``Origins``), once, here.
+    """
+    table = version.table()
+    unrecorded = []
+    for p, e in table.items():
+        pe = parents.get(p)
+        if pe is not None and same_content(e, pe):
+            e.origin = pe.origin
+            if not e.origin:
+                unrecorded.append(p)
+        else:
+            e.origin = version.id
+    if unrecorded:
+        sess = version.session
+        origins = Origins(version, lambda dataset_id: Version(sess, sess.catalog.get(dataset_id)))
+        for p in unrecorded:
+            table[p].origin = origins.of(p)
 
 
 class DraftClosing:

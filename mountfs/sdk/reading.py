@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Callable
+from typing import Callable, Iterable
 
 import xxhash
 
@@ -17,7 +17,7 @@ from ..catalog import DatasetRecord, names
 from ..errors import MountfsError
 from ..store import FileEntry
 from ..store.external import check_unchanged
-from .version import EntryView, Version, diff_tables, entry_views
+from .version import EntryView, Origins, Version, diff_tables, entry_views
 
 log = logging.getLogger(__name__)
 
@@ -28,29 +28,45 @@ _HASH_BLOCK = 8 << 20
 class VersionReading:
     """Answers questions about one version, draft or final.
 
-    ``lookup`` opens another version by id: the listings take a ``dataset_id``
-    to answer for that version instead (ClearML's signature).
+    ``lookup`` opens another version by id.  The listings take ClearML's
+    ``dataset_id``: ``list_files`` then lists this version's files whose
+    content came from that version, the changes compare this version with it.
     """
 
     def __init__(self, version: Version, lookup: Callable[[str], Version]) -> None:
         self._v = version
         self._lookup = lookup
 
-    def _other(self, dataset_id: str | None) -> Version:
-        return self._v if not dataset_id or dataset_id == self._v.id else self._lookup(dataset_id)
-
     def list_files(self, dataset_path: str | None = None, recursive: bool = True, dataset_id: str | None = None) -> list[str]:
-        """Sorted paths of the version's files, optionally only those matching a path, folder or wildcard."""
-        table = self._other(dataset_id).table()
+        """Sorted paths of the version's files, optionally only those matching a path, folder or wildcard.
+
+        ``dataset_id``: only the files whose content came from that version
+        (ClearML's ``parent_dataset_id``): this version's own, or an ancestor's
+        it holds unchanged.  An id that names no version, and is not in the
+        lineage either (a deleted ancestor still is), is ``NotFound``.
+        """
+        table: Iterable[str] = self._v.table()
+        if dataset_id:
+            origins = Origins(self._v, self._lookup)
+            table = [p for p in table if origins.of(p) == dataset_id]
+            if not table and dataset_id not in self._lineage():
+                self._lookup(dataset_id)  # raises NotFound for an id that names nothing (a typo)
         if not dataset_path:
             return sorted(table if recursive else (p for p in table if "/" not in p))
         pattern = names.check_dataset_path(dataset_path, "dataset_path")
         return sorted(p for p in table if names.path_matches(p, pattern, recursive))
 
     def changes(self, dataset_id: str | None = None) -> tuple[list[str], list[str], list[str]]:
-        """(added, modified, removed) paths against the merged parents."""
-        v = self._other(dataset_id)
-        return diff_tables(v.table(), v.parent_table())
+        """(added, modified, removed) paths: against the merged parents, or (``dataset_id``) this version
+        compared with that one: in this version only, in both with other content, in that one only."""
+        if not dataset_id or dataset_id == self._v.id:
+            return diff_tables(self._v.table(), self._v.parent_table())
+        return diff_tables(self._v.table(), self._lookup(dataset_id).table())
+
+    def _lineage(self) -> set[str]:
+        """Ids of this version and its ancestors, deleted ones too (their children still name them)."""
+        graph = self.get_dependency_graph()
+        return set(graph).union(*graph.values())
 
     def entries(self) -> dict[str, EntryView]:
         """path -> entry by ClearML's names (``relative_path``, ``hash``, ``parent_dataset_id``, ``link``)."""

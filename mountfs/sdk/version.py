@@ -46,9 +46,10 @@ def merge_versions(sess: Session, records: Iterable[DatasetRecord], into: str | 
 
 
 def diff_tables(table: dict[str, FileEntry], parents: dict[str, FileEntry]) -> tuple[list[str], list[str], list[str]]:
-    """(added, modified, removed) paths of ``table`` against the merged ``parents``."""
+    """(added, modified, removed) paths of ``table`` against the merged ``parents``; modified: other content
+    (``same_content``: for an external file not read, whose digest is empty, another source, size or tag)."""
     added = sorted(p for p in table if p not in parents)
-    modified = sorted(p for p in table if p in parents and table[p].digest != parents[p].digest)
+    modified = sorted(p for p in table if p in parents and not same_content(table[p], parents[p]))
     removed = sorted(p for p in parents if p not in table)
     return added, modified, removed
 
@@ -182,7 +183,7 @@ def name_pattern(partial_name: str | None) -> re.Pattern[str] | None:
         ) from None
 
 
-def _same_content(a: FileEntry, b: FileEntry) -> bool:
+def same_content(a: FileEntry, b: FileEntry) -> bool:
     """Whether two entries of one path hold the same bytes (external ones: the same source, size and tag)."""
     return a.size == b.size and a.digest == b.digest and a.url == b.url and a.etag == b.etag
 
@@ -190,10 +191,14 @@ def _same_content(a: FileEntry, b: FileEntry) -> bool:
 class Origins:
     """path -> id of the version whose files first held that path's current content, read once when asked.
 
-    ClearML's ``parent_dataset_id`` is the version that stored the file.  The
-    manifest does not record it, so it is found by walking the parents: an
-    entry equal to the one its parents merged came from them (the last parent
-    holding it, as in the merge), any other entry from this version itself.
+    ClearML's ``parent_dataset_id`` is the version that stored the file.  A
+    finalized version's manifest records it (``FileEntry.origin``, written at
+    finalize).  Where it does not (a manifest of format 1, or a draft, whose
+    recorded origins are not trusted: a squashed draft holds its sources'
+    entries but has no parents), it is found by walking the parents: an entry
+    equal to one of a parent's came from it (the last parent holding it, as in
+    the merge), any other entry from this version itself.  A parent deleted
+    since cannot be walked: its files then count as this version's.
     """
 
     def __init__(self, version: Version, lookup: Callable[[str], Version]) -> None:
@@ -209,16 +214,18 @@ class Origins:
         if done is not None:
             return done
         table = v.table()
-        out = {p: v.id for p in table}
-        for parent_id in v.record.parents:
+        recorded = v.record.is_final
+        out = {p: (e.origin if recorded else "") or v.id for p, e in table.items()}
+        todo = [p for p, e in table.items() if not (recorded and e.origin)]
+        for parent_id in v.record.parents if todo else ():
             try:
                 parent = self._lookup(parent_id)
             except NotFound:  # a parent deleted since (Dataset.delete): its files count as this version's
                 continue
             theirs, above = parent.table(), self._origins(parent)
-            for p, e in table.items():
+            for p in todo:
                 pe = theirs.get(p)
-                if pe is not None and _same_content(e, pe):
+                if pe is not None and same_content(table[p], pe):
                     out[p] = above.get(p, parent.id)
         self._memo[v.id] = out
         return out
@@ -234,7 +241,7 @@ class EntryView(FileEntry):
     ``relative_path`` is the path, ``hash`` the hex xxh3-128 digest (ClearML's
     is SHA-256; "" for an external file not read), ``link`` the source URL of
     an external file (None for a stored one), ``parent_dataset_id`` the
-    version the content was stored by (``Origins``).  It is still a
+    version the content was stored by (``Origins``; a deleted one's id too).  It is still a
     ``FileEntry``, so mountfs's own fields (``path``, ``digest``, ``chunks``,
     ``url``, ``etag`` ...) read as before; changing it changes nothing stored.
     """

@@ -9,7 +9,9 @@ from ..backends import Backend
 from ..errors import AlreadyExists, IntegrityError, ObjectNotFound, StoreError
 from .layout import FORMAT_KEY
 
-FORMAT_VERSION = 1
+#: the store format a new store is created with; older stores are read and written as they are.
+#: 2: manifests record each entry's origin (manifest format 2); 1: they do not
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)

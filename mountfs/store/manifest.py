@@ -5,7 +5,10 @@ Layout (see docs/FORMAT.md)::
     b"MFSMAN" | u8 format | zstd( msgpack header, msgpack entry, msgpack entry, ... ) | xxh3-128 of all before
 
 The header lists the packs referenced, so each chunk names its pack by a
-small integer.  Entries are sorted by path.  The same encoding, with
+small integer, and (format 2) the versions the entries' content came from, so
+each entry names its origin by a small integer too.  Entries are sorted by
+path.  Format 1 manifests (no origins) are still read: their entries' origin
+is "" (not recorded).  The same encoding, with
 ``kind="draft"`` and the local source path filled in, holds a draft's
 pending file table.
 
@@ -28,13 +31,14 @@ import msgpack
 import xxhash
 import zstandard
 
-from ..errors import IntegrityError
-from .layout import is_pack_id
+from ..errors import IntegrityError, UsageError
+from .layout import check_component, is_pack_id
 from .layout import shown as quoted  # a crafted path of kilobytes still gives a one-line message
 from .packs import CODEC_NONE, CODEC_ZSTD
 
 MAGIC = b"MFSMAN"
-MANIFEST_FORMAT = 1
+#: 2: entries record their origin (the version whose content they hold); 1: they do not (still read)
+MANIFEST_FORMAT = 2
 _HASH_LEN = 16
 
 #: longest name of one path component, in UTF-8 bytes (NAME_MAX of Linux, macOS and Windows filesystems)
@@ -80,6 +84,9 @@ class FileEntry:
     etag: str = ""
     #: drafts only: the local path the content is read from at upload
     src: str = ""
+    #: id of the version whose content this entry holds (ClearML's ``parent_dataset_id``): this version, or
+    #: the ancestor it was inherited from unchanged; "" = not recorded (a draft's new entry, a format 1 manifest)
+    origin: str = ""
 
     @property
     def is_external(self) -> bool:
@@ -188,15 +195,21 @@ def encode(entries: Iterable[FileEntry], kind: str = "manifest", meta: dict[str,
     """Encode entries (sorted here) into manifest bytes; paths are not checked here (decoding does)."""
     ordered = sorted(entries, key=lambda e: e.path)
     packs: dict[str, int] = {}
+    # a few distinct ids (one a version in the lineage) for millions of entries: a table, and an index per entry
+    origins: dict[str, int] = {"": -1}
     for e in ordered:
+        if e.origin not in origins:
+            origins[e.origin] = len(origins) - 1
         for c in e.chunks:
             if c.pack and c.pack not in packs:
                 packs[c.pack] = len(packs)
-    header = {"format": MANIFEST_FORMAT, "kind": kind, "count": len(ordered), "packs": list(packs), "meta": meta or {}}
+    del origins[""]
+    header = {"format": MANIFEST_FORMAT, "kind": kind, "count": len(ordered), "packs": list(packs),
+              "origins": list(origins), "meta": meta or {}}
     rows = (
         [e.path, e.size, e.mode, e.mtime_ns, e.digest,
          [[c.digest, c.size, packs[c.pack] if c.pack else -1, c.offset, c.length, c.codec] for c in e.chunks],
-         e.url, e.etag, e.src]
+         e.url, e.etag, e.src, origins[e.origin] if e.origin else -1]
         for e in ordered
     )
     return frame(itertools.chain([header], rows))
@@ -209,15 +222,19 @@ class _Bad(Exception):
     """One entry breaks the format; the message completes "entry <path> ..."."""
 
 
-def _body(data: bytes, where: str) -> bytes:
+def _body(data: bytes, where: str) -> tuple[int, bytes]:
+    """(format, the bytes after the format byte) of verified manifest ``data``."""
     if not isinstance(data, (bytes, bytearray)) or len(data) < len(MAGIC) + 1 + _HASH_LEN or not data.startswith(MAGIC):
         raise IntegrityError(f"manifest {where} is not a mountfs manifest (damaged or truncated)")
     body, check = data[:-_HASH_LEN], data[-_HASH_LEN:]
     if xxhash.xxh3_128_digest(body) != check:
         raise IntegrityError(f"manifest {where} fails its checksum: it is corrupted; restore it or delete the version")
-    if body[len(MAGIC)] > MANIFEST_FORMAT:
-        raise IntegrityError(f"manifest {where} has format {body[len(MAGIC)]}, newer than this mountfs; upgrade mountfs")
-    return body[len(MAGIC) + 1:]
+    fmt = body[len(MAGIC)]
+    if fmt > MANIFEST_FORMAT:
+        raise IntegrityError(f"manifest {where} has format {fmt}, newer than this mountfs; upgrade mountfs")
+    if fmt < 1:
+        raise IntegrityError(f"manifest {where} has format {fmt}, which no mountfs writes: it is damaged or crafted")
+    return fmt, body[len(MAGIC) + 1:]
 
 
 def _header(value: Any, where: str) -> dict[str, Any]:
@@ -235,14 +252,27 @@ def _header(value: Any, where: str) -> dict[str, Any]:
         raise bad("has meta that is not a map")
     if type(packs) is not list or not all(is_pack_id(p) for p in packs):
         raise bad("lists a pack id that is not 32 hex digits")
+    origins = value.setdefault("origins", [])  # format 1 has none
+    if type(origins) is not list:
+        raise bad("has origins that are not a list")
+    for o in origins:
+        try:
+            check_component(o, "origin")
+        except UsageError:
+            raise bad(f"lists an origin {quoted(o)} that is not a dataset id") from None
     return value
 
 
-def _entry(row: Any, packs: list[str], pack_min: int, order: PathOrder) -> FileEntry:
-    """One validated entry; the checks are inlined because they run for every file of a manifest."""
-    if type(row) is not list or len(row) != 9:
-        raise _Bad("is not a 9-field row")
-    path, size, mode, mtime_ns, digest, chunks, url, etag, src = row
+def _entry(row: Any, packs: list[str], origins: list[str] | None, pack_min: int, order: PathOrder) -> FileEntry:
+    """One validated entry; the checks are inlined because they run for every file of a manifest.
+
+    ``origins`` is None in a format 1 manifest: its rows have 9 fields.  From
+    format 2 a row has a tenth, its origin's index (-1: not recorded); a row of
+    9 fields is still read, as not recording it.
+    """
+    if type(row) is not list or not (len(row) == 10 and origins is not None or len(row) == 9):
+        raise _Bad("is not a 9-field row" if origins is None else "is not a 10-field row")
+    path, size, mode, mtime_ns, digest, chunks, url, etag, src = row[:9]
     if type(path) is not str:
         raise _Bad("has a path that is not a string")
     problem = path_problem(path) or order.problem(path)
@@ -277,7 +307,14 @@ def _entry(row: Any, packs: list[str], pack_min: int, order: PathOrder) -> FileE
         total += csize
     if total != size and not url:
         raise _Bad("has chunks that do not add up to its size")
-    return FileEntry(path, size, mode, mtime_ns, digest, refs, url, etag, src)
+    origin = ""
+    if origins is not None and len(row) == 10:
+        at = row[9]
+        if type(at) is not int or not -1 <= at < len(origins):
+            raise _Bad(f"names origin {quoted(at)}, which the header does not list")
+        if at >= 0:
+            origin = origins[at]
+    return FileEntry(path, size, mode, mtime_ns, digest, refs, url, etag, src, origin)
 
 
 def iter_decode(data: bytes, where: str) -> tuple[dict[str, Any], Iterator[FileEntry]]:
@@ -286,7 +323,7 @@ def iter_decode(data: bytes, where: str) -> tuple[dict[str, Any], Iterator[FileE
     The checksum covers the whole manifest; each entry is validated as it is
     decoded (see the module docstring), so a fault may surface mid-iteration.
     """
-    body = _body(data, where)
+    fmt, body = _body(data, where)
     reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body))
     unpacker = msgpack.Unpacker(reader, raw=False, max_buffer_size=256 << 20, max_str_len=_LIMITS["max_str_len"],
                                 max_bin_len=_LIMITS["max_bin_len"], max_array_len=_LIMITS["max_array_len"],
@@ -298,6 +335,7 @@ def iter_decode(data: bytes, where: str) -> tuple[dict[str, Any], Iterator[FileE
     except (ValueError, msgpack.UnpackException, zstandard.ZstdError) as exc:
         raise IntegrityError(f"manifest {where} is damaged ({exc})") from None
     packs = header["packs"]
+    origins = header["origins"] if fmt >= 2 else None
     # a finalized manifest's chunks are all uploaded; only a draft's may still lack a pack
     pack_min = -1 if header["kind"] == "draft" else 0
 
@@ -307,7 +345,7 @@ def iter_decode(data: bytes, where: str) -> tuple[dict[str, Any], Iterator[FileE
         row: Any = None
         try:
             for row in unpacker:
-                yield _entry(row, packs, pack_min, order)
+                yield _entry(row, packs, origins, pack_min, order)
                 count += 1
         except _Bad as exc:
             path = quoted(row[0]) if type(row) is list and row and type(row[0]) is str else f"#{count}"

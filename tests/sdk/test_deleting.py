@@ -89,9 +89,11 @@ def test_a_parent_needs_force_and_its_child_stays_readable_byte_for_byte(
     got = Dataset.get(dataset_id=child.id)
     assert sorted(got.list_files()) == ["b.txt", "big.bin", "dir/a.txt"]
     assert got.verify_dataset_hash() == []  # every chunk read back from the store and checked
-    # its lineage still names the deleted parent; the parent's files now count as the child's own
+    # its lineage still names the deleted parent, and so do the entries whose content that parent stored
     assert got.get_dependency_graph() == {child.id: [parent.id]}
-    assert {e.relative_path: e.parent_dataset_id for e in got.file_entries} == dict.fromkeys(got.list_files(), child.id)
+    assert {e.relative_path: e.parent_dataset_id for e in got.file_entries} == {
+        "b.txt": child.id, "big.bin": parent.id, "dir/a.txt": parent.id}
+    assert got.list_files(dataset_id=parent.id) == ["big.bin", "dir/a.txt"]
     copy = Path(Dataset.get(dataset_project="p", dataset_name="ds").get_local_copy() or "")
     for rel, data in {**files, "b.txt": b"child's"}.items():
         assert (copy / rel).read_bytes() == data

@@ -24,6 +24,7 @@ from mountfs.store.manifest import MAGIC, MANIFEST_FORMAT
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 PACK = "0123456789abcdef" * 2
+ORIGINS = ["0190a1b2c3d4deadbeef", "0190a1b2c3d5feedface"]
 DIGEST = b"\x07" * 16
 
 scalars = (st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=True)
@@ -38,15 +39,17 @@ paths = st.lists(st.sampled_from(["a", "b", ".", "..", "", "x\\y", "n\x00", "\u0
 good_paths = st.lists(st.sampled_from(["a", "b", "c.d", "\u00e9", "x y", "a-b"]), min_size=1, max_size=3).map("/".join)
 
 
-def _valid_row(path: str) -> list:
-    return [path, 10, 0o644, 0, DIGEST, [[DIGEST, 10, 0, 0, 10, 0]], "", "", ""]
+def _valid_row(path: str, origin: int = -1) -> list:
+    return [path, 10, 0o644, 0, DIGEST, [[DIGEST, 10, 0, 0, 10, 0]], "", "", "", origin]
 
 
 @st.composite
 def nearly_valid(draw: st.DrawFn) -> list:
     """A valid header and rows, then none, one or two things damaged: a field, a chunk field, a path, the order."""
-    body = [_valid_row(p) for p in sorted(set(draw(st.lists(good_paths, max_size=4))))]
-    header: Any = {"format": MANIFEST_FORMAT, "kind": "manifest", "count": len(body), "packs": [PACK], "meta": {}}
+    body = [_valid_row(p, draw(st.integers(-1, len(ORIGINS) - 1)))
+            for p in sorted(set(draw(st.lists(good_paths, max_size=4))))]
+    header: Any = {"format": MANIFEST_FORMAT, "kind": "manifest", "count": len(body), "packs": [PACK],
+                   "origins": list(ORIGINS), "meta": {}}
     for _ in range(draw(st.integers(0, 2))):
         what = draw(st.sampled_from(["header", "field", "chunk", "path", "order"] if body else ["header"]))
         if what == "header":
@@ -58,7 +61,7 @@ def nearly_valid(draw: st.DrawFn) -> list:
             if what == "path":
                 row[0] = draw(paths)
             elif what == "field":
-                row[draw(st.integers(0, 8))] = draw(values)
+                row[draw(st.integers(0, 9))] = draw(values)
             elif isinstance(row[5], list) and row[5] and isinstance(row[5][0], list):
                 row[5][0][draw(st.integers(0, 5))] = draw(values)
     return [header, *body]
@@ -79,6 +82,8 @@ def _decodes_or_refuses(data: bytes) -> None:
             assert isinstance(e.size, int) and e.size >= 0 and isinstance(e.digest, bytes)
             assert e.url or sum(c.size for c in e.chunks) == e.size
             assert all(isinstance(c.digest, bytes) and len(c.digest) == 16 and c.pack in ("", PACK) for c in e.chunks)
+            # an origin is "" (not recorded) or a usable dataset id the header listed
+            assert e.origin == "" or isinstance(e.origin, str) and e.origin.strip() == e.origin and "/" not in e.origin
 
 
 def _framed(payload: bytes, fmt: int = MANIFEST_FORMAT) -> bytes:
