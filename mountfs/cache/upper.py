@@ -34,7 +34,7 @@ import os
 import shutil
 import stat
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import msgpack
@@ -77,7 +77,7 @@ class UNode:
     data: bool = False
     #: directories: the listing is in ``dirents`` (else it is the lower directory ``lower``'s)
     listed: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    atime_ns: int = 0
 
     @property
     def kind(self) -> int:
@@ -85,7 +85,7 @@ class UNode:
 
     def pack(self) -> bytes:
         return msgpack.packb([self.mode, self.uid, self.gid, self.size, self.mtime_ns, self.ctime_ns, self.nlink,
-                              self.rdev, self.target, self.lower, self.limit, self.data, self.listed])
+                              self.rdev, self.target, self.lower, self.limit, self.data, self.listed, self.atime_ns])
 
     @classmethod
     def unpack(cls, ino: int, raw: bytes) -> "UNode":
@@ -399,3 +399,14 @@ def _atomic_write(path: str, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+def has_changes(cache_dir: str, draft_id: str) -> bool:
+    """Whether the draft has a writable copy holding changes (opens it: not while a daemon serves it)."""
+    if not exists(cache_dir, draft_id):
+        return False
+    up = Upper(upper_dir(cache_dir, draft_id), draft_id)
+    try:
+        return up.has_changes()
+    finally:
+        up.close()

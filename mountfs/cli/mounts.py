@@ -21,8 +21,6 @@ from .common import Selector, dataset_selector, resolve, show_progress
 from .output import echo_json, echo_table, human_size
 
 _ID_RE = re.compile(r"^[0-9a-f]{20}$")
-#: how long `mountfs mount` waits for the daemon to have the mount up
-MOUNT_WAIT_SECONDS = 120.0
 
 
 def _run_dir() -> str:
@@ -46,41 +44,6 @@ def _selector_from(spec: str | None, sel: Selector) -> Selector:
         return Selector(project="/".join(parts[:-2]), name=parts[-2], version=version)
     except UsageError:
         return Selector(project="/".join(parts[:-1]), name=parts[-1])
-
-
-def _wait_mounted(proc: subprocess.Popen[bytes], mountpoint: str, log_path: str) -> None:
-    files = mounts.RuntimeFiles(_run_dir(), mountpoint)
-    deadline = time.monotonic() + MOUNT_WAIT_SECONDS
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise MountfsError(f"the daemon for {mountpoint} exited: {_last_error(log_path)} (log: {log_path})")
-        if mounts.mounted_fuse(mountpoint) and _info_pid(files.info) == proc.pid:
-            return
-        time.sleep(0.05)
-    proc.terminate()
-    raise MountfsError(f"{mountpoint} did not come up within {MOUNT_WAIT_SECONDS:.0f}s (log: {log_path})")
-
-
-def _info_pid(path: str) -> int | None:
-    """PID recorded by the daemon serving a mountpoint (None before it wrote it)."""
-    try:
-        with os.fdopen(mounts.open_private(path, os.O_RDONLY)) as fh:
-            pid = json.load(fh).get("pid")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return pid if type(pid) is int else None
-
-
-def _last_error(log_path: str) -> str:
-    try:
-        with os.fdopen(mounts.open_private(log_path, os.O_RDONLY), errors="replace") as fh:
-            lines = [line.strip() for line in fh if line.strip()]
-    except OSError:
-        return "no log"
-    for line in reversed(lines):
-        if "error" in line.lower():
-            return line.split(": ", 1)[-1]
-    return lines[-1] if lines else "no output"
 
 
 @click.command("mount")
@@ -135,30 +98,12 @@ def writable_draft(ds: Any) -> Any:
 def start_daemon(ctx: click.Context, mountpoint: str, dataset_id: str, writable: bool, foreground: bool) -> None:
     """Run the daemon for one mount (detached unless ``foreground``) and wait until the mount is up."""
     sess = current()
-    if mounts.mounted_fuse(mountpoint) and not mounts.is_stale(mountpoint):
-        raise UsageError(f"{mountpoint} is already mounted; run `mountfs umount {mountpoint}` first")
     if foreground:
+        if mounts.mounted_fuse(mountpoint) and not mounts.is_stale(mountpoint):
+            raise UsageError(f"{mountpoint} is already mounted; run `mountfs umount {mountpoint}` first")
         serve(sess, mountpoint, dataset_id, ctx.obj.debug, writable)
         return
-    files = mounts.RuntimeFiles(sess.config.run_dir, mountpoint)
-    files.prepare()
-    # the daemon inherits the environment and reads the same config file; the store may
-    # have come from --storage, so it is passed on as a flag
-    cmd = [sys.executable, "-m", "mountfs.daemon", "--mountpoint", mountpoint, "--dataset", dataset_id,
-           "--storage", sess.catalog_url]
-    if writable:
-        cmd.append("--writable")
-    if ctx.obj.debug:
-        cmd.append("--debug")
-    # never through a symlink: a log opened that way could be made to overwrite any file
-    try:
-        log_fd = mounts.open_private(files.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    except OSError as exc:
-        raise UsageError(f"cannot open the mount's log {files.log}: {exc.strerror}; remove it and mount again") from None
-    with os.fdopen(log_fd, "ab") as log_fh:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_fh, stderr=log_fh,
-                                start_new_session=True)
-    _wait_mounted(proc, mountpoint, files.log)
+    mounts.start(sess.config.run_dir, sess.catalog_url, mountpoint, dataset_id, writable, ctx.obj.debug)
 
 
 @click.command("umount")
@@ -175,24 +120,7 @@ def umount(mountpoint: str, timeout: float) -> None:
 def stop_mount(mountpoint: str, timeout: float = 15.0) -> None:
     """Stop the daemon serving ``mountpoint`` and make sure nothing is mounted there."""
     mountpoint = os.path.realpath(mountpoint)
-    files = mounts.RuntimeFiles(_run_dir(), mountpoint)
-    stopped = False
-    if os.path.exists(files.socket):
-        try:
-            control.request(files.socket, {"op": "stop"}, timeout=5)
-            stopped = True
-        except (OSError, ValueError):
-            pass
-    deadline = time.monotonic() + timeout
-    while stopped and mounts.mounted_fuse(mountpoint) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if mounts.mounted_fuse(mountpoint):
-        if not (mounts.unmount(mountpoint) or mounts.unmount(mountpoint, lazy=True)):
-            raise MountfsError(f"could not unmount {mountpoint}; check what still uses it (`fuser -m {mountpoint}`)")
-    elif not stopped:
-        files.remove()
-        raise NotFound(f"nothing is mounted at {mountpoint}")
-    files.remove()
+    mounts.stop(_run_dir(), mountpoint, timeout)
 
 
 @click.command("status")

@@ -1,4 +1,7 @@
-"""The kernel's mount table, stale FUSE mounts, unmounting, and per-mount runtime files."""
+"""The kernel's mount table, stale FUSE mounts, per-mount runtime files, and starting and stopping a mount's daemon.
+
+No pyfuse3 here: the CLI and the SDK (``Dataset.mount``) use this module to run daemons.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +14,13 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import MountfsError, NotFound, UsageError
+from . import control
 
 log = logging.getLogger(__name__)
 
@@ -209,3 +215,114 @@ def all_runtime(run_dir: str) -> list[dict[str, Any]]:
             except (OSError, ValueError):
                 continue
     return out
+
+
+# --- starting and stopping a mount's daemon (the CLI's and the SDK's) ---------------------
+
+#: how long a start waits for the daemon to have the mount up
+MOUNT_WAIT_SECONDS = 120.0
+
+
+def start(run_dir: str, store_url: str, mountpoint: str, dataset_id: str, writable: bool = False,
+          debug: bool = False) -> None:
+    """Start a detached daemon serving ``dataset_id`` at ``mountpoint`` and return once the mount is up.
+
+    The daemon inherits the environment and reads the same config file; the
+    store may have come from a flag, so it is passed on as one."""
+    if mounted_fuse(mountpoint) and not is_stale(mountpoint):
+        raise UsageError(f"{mountpoint} is already mounted; run `mountfs umount {mountpoint}` first")
+    files = RuntimeFiles(run_dir, mountpoint)
+    files.prepare()
+    cmd = [sys.executable, "-m", "mountfs.daemon", "--mountpoint", mountpoint, "--dataset", dataset_id,
+           "--storage", store_url]
+    if writable:
+        cmd.append("--writable")
+    if debug:
+        cmd.append("--debug")
+    # never through a symlink: a log opened that way could be made to overwrite any file
+    try:
+        log_fd = open_private(files.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    except OSError as exc:
+        raise UsageError(f"cannot open the mount's log {files.log}: {exc.strerror}; remove it and mount again") from None
+    with os.fdopen(log_fd, "ab") as log_fh:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_fh, stderr=log_fh,
+                                start_new_session=True)
+    deadline = time.monotonic() + MOUNT_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise MountfsError(f"the daemon for {mountpoint} exited: {_last_error(files.log)} (log: {files.log})")
+        if mounted_fuse(mountpoint) and info_pid(files.info) == proc.pid:
+            return
+        time.sleep(0.05)
+    proc.terminate()
+    raise MountfsError(f"{mountpoint} did not come up within {MOUNT_WAIT_SECONDS:.0f}s (log: {files.log})")
+
+
+def stop(run_dir: str, mountpoint: str, timeout: float = 15.0) -> None:
+    """Stop the daemon serving ``mountpoint`` (resolved) and make sure nothing is mounted there."""
+    files = RuntimeFiles(run_dir, mountpoint)
+    pid = info_pid(files.info)
+    stopped = False
+    if os.path.exists(files.socket):
+        try:
+            control.request(files.socket, {"op": "stop"}, timeout=5)
+            stopped = True
+        except (OSError, ValueError):
+            pass
+    deadline = time.monotonic() + timeout
+    while stopped and mounted_fuse(mountpoint) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if mounted_fuse(mountpoint):
+        if not (unmount(mountpoint) or unmount(mountpoint, lazy=True)):
+            raise MountfsError(f"could not unmount {mountpoint}; check what still uses it (`fuser -m {mountpoint}`)")
+    elif not stopped:
+        files.remove()
+        raise NotFound(f"nothing is mounted at {mountpoint}")
+    # the daemon lets go of what it holds (a writable copy's upper layer) as it exits, after the unmount
+    while stopped and pid is not None and _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    files.remove()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (our own child, not reaped yet) has exited
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def serving(run_dir: str, dataset_id: str) -> dict[str, Any] | None:
+    """The description of a live mount serving ``dataset_id`` on its own (not through the catalog), if any."""
+    for info in all_runtime(run_dir):
+        if info.get("dataset") == dataset_id and mounted_fuse(str(info.get("mountpoint", ""))):
+            return info
+    return None
+
+
+def info_pid(path: str) -> int | None:
+    """PID recorded by the daemon serving a mountpoint (None before it wrote it)."""
+    try:
+        with os.fdopen(open_private(path, os.O_RDONLY)) as fh:
+            pid = json.load(fh).get("pid")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return pid if type(pid) is int else None
+
+
+def _last_error(log_path: str) -> str:
+    try:
+        with os.fdopen(open_private(log_path, os.O_RDONLY), errors="replace") as fh:
+            lines = [line.strip() for line in fh if line.strip()]
+    except OSError:
+        return "no log"
+    for line in reversed(lines):
+        if "error" in line.lower():
+            return line.split(": ", 1)[-1]
+    return lines[-1] if lines else "no output"

@@ -126,7 +126,7 @@ class Overlay:
     @staticmethod
     def _row_stat(row: UNode) -> Stat:
         return Stat(row.ino, row.mode, row.nlink, row.uid, row.gid, row.size, row.mtime_ns, row.ctime_ns,
-                    row.mtime_ns, row.rdev)
+                    row.atime_ns or row.mtime_ns, row.rdev)
 
     def stat(self, ino: int) -> Stat:
         row = self.upper.node(ino)
@@ -138,7 +138,7 @@ class Overlay:
         if row is not None:
             return row
         s = self._lower_stat(ino)
-        row = UNode(ino, s.mode, s.uid, s.gid, s.size, s.mtime_ns, s.ctime_ns, s.nlink, lower=ino)
+        row = UNode(ino, s.mode, s.uid, s.gid, s.size, s.mtime_ns, s.ctime_ns, s.nlink, lower=ino, atime_ns=s.atime_ns)
         if stat.S_ISREG(s.mode):
             row.limit = s.size
         return row
@@ -193,6 +193,8 @@ class Overlay:
     # --- names --------------------------------------------------------------------
 
     def lookup(self, parent: int, name: bytes) -> Stat:
+        if len(name) > 255:  # NAME_MAX: the kernel leaves it to the file system
+            raise _err(errno.ENAMETOOLONG)
         child = self._child(parent, name)
         if child is None:
             raise _err(errno.ENOENT)
@@ -221,7 +223,7 @@ class Overlay:
                 g = p.gid
                 if stat.S_ISDIR(mode):
                     m |= stat.S_ISGID
-            row = UNode(txn.new_ino(), m, uid, g, mtime_ns=now, ctime_ns=now, **kw)  # type: ignore[arg-type]
+            row = UNode(txn.new_ino(), m, uid, g, mtime_ns=now, ctime_ns=now, atime_ns=now, **kw)  # type: ignore[arg-type]
             if stat.S_ISDIR(m):
                 row.nlink, row.listed = 2, True
             txn.put(row)
@@ -403,6 +405,8 @@ class Overlay:
                 row.gid = gid
             if mtime_ns is not None:
                 row.mtime_ns = mtime_ns
+            if atime_ns is not None:
+                row.atime_ns = atime_ns
             row.ctime_ns = now
             txn.put(row)
             return row

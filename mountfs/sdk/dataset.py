@@ -18,7 +18,7 @@ import os
 from typing import Any, Sequence
 
 from ..catalog import DatasetRecord
-from ..errors import UnknownArgument, UsageError
+from ..errors import MountfsError, UnknownArgument, UsageError
 from ..session import current
 from ..store import Store
 from . import lifecycle
@@ -26,6 +26,7 @@ from .changes import DraftChanges
 from .closing import DraftClosing
 from .copies import LocalCopies
 from .metadata import Metadata
+from .mounting import MountedPath, Mounting
 from .reading import VersionReading
 from .version import EntryView, Version, as_tags, renumber
 
@@ -47,6 +48,7 @@ class Dataset:
         self._reading = VersionReading(version, functools.partial(lifecycle.by_id, version.session))
         self._copies = LocalCopies(version)
         self._metadata = Metadata(version)
+        self._mounting = Mounting(version)
 
     # ------------------------------------------------------------------ lookup
 
@@ -499,7 +501,30 @@ class Dataset:
         :param auto_upload: upload pending files first instead of failing
         :param raise_on_error: raise on failure (else log it and return False)
         """
+        if not self.is_final():
+            try:
+                if self._mounting.close_mounted(auto_upload):  # a mounted writable copy: `mountfs close`
+                    return True
+            except MountfsError:
+                if raise_on_error:
+                    raise
+                log.exception("finalize of %s failed", self.id)
+                return False
         return self._closing.finalize(verbose, raise_on_error, auto_upload)
+
+    def mount(self, path: str | os.PathLike[str]) -> MountedPath:
+        """Mount this version at ``path``: a finalized one read-only, a draft as a writable copy (mountfs only).
+
+        Files of the draft read lazily through the cache; what is written goes
+        to the copy's upper layer; ``finalize(auto_upload=True)`` uploads only
+        what changed and mounts the new version read-only at ``path``.  Returns
+        the mountpoint, also a context manager that unmounts (a writable copy
+        keeps its changes for the next mount)."""
+        return self._mounting.mount(path)
+
+    def unmount(self, path: str | os.PathLike[str] | None = None) -> None:
+        """Unmount ``path`` (default: where this version is mounted on its own)."""
+        self._mounting.unmount(path)
 
     def publish(self, raise_on_error: bool = True) -> bool:
         """Mark a finalized version as published."""
@@ -508,19 +533,20 @@ class Dataset:
     # ---------------------------------------------------------------- reading
 
     def list_files(self, dataset_path: str | None = None, recursive: bool = True, dataset_id: str | None = None) -> list[str]:
-        """Paths of the files in this version, optionally filtered by a path or wildcard."""
+        """Paths of the files in this version, optionally filtered by a path or wildcard; with ``dataset_id``,
+        only those whose content came from that version (this one, or an ancestor it inherited them from)."""
         return self._reading.list_files(dataset_path, recursive, dataset_id)
 
     def list_added_files(self, dataset_id: str | None = None) -> list[str]:
-        """Files in this version that none of its parents has."""
+        """Files in this version that none of its parents has (``dataset_id``: that version does not have)."""
         return self._reading.changes(dataset_id)[0]
 
     def list_modified_files(self, dataset_id: str | None = None) -> list[str]:
-        """Files whose content differs from the parents'."""
+        """Files whose content differs from the parents' (``dataset_id``: from that version's)."""
         return self._reading.changes(dataset_id)[1]
 
     def list_removed_files(self, dataset_id: str | None = None) -> list[str]:
-        """Files the parents have that this version removed."""
+        """Files the parents have that this version removed (``dataset_id``: that version has, this one not)."""
         return self._reading.changes(dataset_id)[2]
 
     def get_dependency_graph(self) -> dict[str, list[str]]:

@@ -37,6 +37,8 @@ PUBLIC_API: dict[str, Any] = {
     "discard_draft": ["self"],  # --- end sync ---
     "rename": ["new_dataset_name", "dataset_project", "dataset_name"],  # --- rename/move ---
     "move_to_project": ["new_dataset_project", "dataset_project", "dataset_name"],  # --- end rename/move ---
+    "mount": ["self", "path"],  # --- writable copies (issue 20), mountfs only ---
+    "unmount": ["self", "path=None"],
     "delete": ["dataset_id=None", "dataset_project=None", "dataset_name=None", "force=False",  # --- delete ---
                "dataset_version=None", "entire_dataset=False", "shallow_search=False", "delete_files=True",
                "delete_external_files=False", "gc=True"],  # --- end delete ---
@@ -199,10 +201,11 @@ def test_reading_and_copies_pass_their_arguments(tmp_path: Path) -> None:
     child.remove_files("gone")
     child.finalize(auto_upload=True)
     assert child.list_files("a/*", recursive=False) == ["a/1", "a/2"] and child.list_files("b") == ["b/3"]
-    assert child.list_files(dataset_id=parent.id) == ["a/1", "a/2", "b/3", "gone"]
+    assert child.list_files(dataset_id=parent.id) == ["a/2", "b/3"]  # the files whose content came from it
     assert (child.list_added_files(), child.list_modified_files(), child.list_removed_files()) == (
         ["c"], ["a/1"], ["gone"])
-    assert child.list_added_files(dataset_id=parent.id) == ["a/1", "a/2", "b/3", "gone"]
+    assert (child.list_added_files(dataset_id=parent.id), child.list_modified_files(dataset_id=parent.id),
+            child.list_removed_files(dataset_id=parent.id)) == (["c"], ["a/1"], ["gone"])  # child against it
     assert child.get_dependency_graph() == {child.id: [parent.id], parent.id: []}
     chosen = Path(child.get_local_copy(files=["b"], max_workers=1) or "")
     assert [str(p.relative_to(chosen)) for p in chosen.rglob("*") if p.is_file()] == ["b/3"]
