@@ -117,7 +117,8 @@ class Overlay:
         if node is None:
             raise _err(errno.ENOENT)
         if node.is_dir:
-            mode, nlink = stat.S_IFDIR | 0o755, 2
+            # 1: "not counted", which keeps find(1) from guessing leaves; a folder's row counts its subfolders
+            mode, nlink = stat.S_IFDIR | 0o755, 1
         else:
             # modes come from a store others can write: permission bits only
             mode, nlink = stat.S_IFREG | ((node.mode & 0o777) or 0o644), 1
@@ -141,6 +142,8 @@ class Overlay:
         row = UNode(ino, s.mode, s.uid, s.gid, s.size, s.mtime_ns, s.ctime_ns, s.nlink, lower=ino, atime_ns=s.atime_ns)
         if stat.S_ISREG(s.mode):
             row.limit = s.size
+        elif stat.S_ISDIR(s.mode):
+            row.nlink = 2 + sum(1 for _, c in self._lower_children(ino) if (n := self.tables.node(self.vk, c)) and n.is_dir)
         return row
 
     def _lower_children(self, lower: int) -> list[tuple[bytes, int]]:
@@ -228,6 +231,8 @@ class Overlay:
                 row.nlink, row.listed = 2, True
             txn.put(row)
             txn.link(parent, name, row.ino)
+            if stat.S_ISDIR(m):
+                p.nlink += 1  # its ".."
             self._touch(p, now)
             txn.put(p)
             return row
@@ -319,6 +324,8 @@ class Overlay:
                 raise _err(errno.ENOTEMPTY)
             txn.unlink(parent, name)
             self._drop_link(txn, child, now, gone)
+            if is_dir:
+                p.nlink -= 1
             self._touch(p, now)
             txn.put(p)
 
@@ -353,6 +360,12 @@ class Overlay:
                 txn.link(new_parent, new, src)
                 other.ctime_ns = now
                 txn.put(other)
+                if stat.S_ISDIR(moved.mode):
+                    p1.nlink -= 1
+                    p2.nlink += 1
+                if stat.S_ISDIR(other.mode):
+                    p2.nlink -= 1
+                    p1.nlink += 1
             else:
                 if dst is not None and flags & RENAME_NOREPLACE:
                     raise _err(errno.EEXIST)
@@ -367,8 +380,13 @@ class Overlay:
                     if stat.S_ISDIR(target.mode) and not self._is_empty(txn, dst):
                         raise _err(errno.ENOTEMPTY)
                     self._drop_link(txn, dst, now, gone)
+                    if stat.S_ISDIR(target.mode):
+                        p2.nlink -= 1
                 txn.unlink(old_parent, old)
                 txn.link(new_parent, new, src)
+                if stat.S_ISDIR(moved.mode):
+                    p1.nlink -= 1
+                    p2.nlink += 1
             moved = self._own(txn, src)
             moved.ctime_ns = now
             txn.put(moved)
