@@ -33,6 +33,11 @@ def _storage(sess: Session, url: str) -> str:
     if not url:
         return ""
     url = normalize_url(url)
+    scheme = url.split("://", 1)[0] if "://" in url else "file"
+    if scheme not in ("file", "s3", "gs", "azure"):
+        # refused before a version is claimed: a draft recording it could never add or upload a file
+        raise UsageError(f"unsupported store URL {url!r} for the dataset's data: use a folder path, file://, "
+                         "s3://, gs:// or azure://")
     return "" if url == sess.catalog_url else url
 
 
@@ -251,8 +256,9 @@ def delete(
                          "(other datasets or tools may read them); delete them with the tools of their store")
     if not any((dataset_id, dataset_project, dataset_name)):
         raise UsageError("delete needs dataset_id, or dataset_project and/or dataset_name (and dataset_version)")
-    if dataset_id and (dataset_project or dataset_name):
-        raise UsageError("give either dataset_id or dataset_project/dataset_name, not both")
+    # a version beside an id was silently ignored, and the id's version deleted whatever it was
+    if dataset_id and (dataset_project or dataset_name or dataset_version is not None):
+        raise UsageError("give either dataset_id or dataset_project/dataset_name/dataset_version, not both")
     if entire_dataset and not force:
         raise UsageError("entire_dataset=True deletes every matching version: it needs force=True too")
     if dataset_id:
