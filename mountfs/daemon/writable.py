@@ -118,8 +118,11 @@ class WritableCopy:
                 if src != path or row is not None:
                     e = replace(e, path=path, mode=st.mode & 0o777, mtime_ns=st.mtime_ns)
                 kept[path] = e
-                if src != path:
-                    (ch.modified if path in self.lower else ch.added).append(path)
+                was = self.lower.get(path)
+                if was is None:
+                    ch.added.append(path)
+                elif src != path or (was.mode & 0o777, was.mtime_ns) != (e.mode & 0o777, e.mtime_ns):
+                    ch.modified.append(path)  # other content at this path, or only a new mode or mtime
                 continue
             cut.append((path, st.ino, row))
             (ch.modified if path in self.lower else ch.added).append(path)

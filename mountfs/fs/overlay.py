@@ -88,6 +88,40 @@ def _now() -> int:
     return time.time_ns()
 
 
+def _name_problem(name: bytes) -> int:
+    """The errno for a name the copy cannot take, or 0: a version's paths are UTF-8 (docs/SEMANTICS.md)."""
+    if len(name) > 255:
+        return errno.ENAMETOOLONG
+    try:
+        name.decode()
+    except UnicodeDecodeError:
+        return errno.EINVAL
+    return 0
+
+
+def _pwrite_some(fd: int, data: bytes | memoryview, off: int) -> int:
+    """Write as much of ``data`` at ``off`` as the disk takes: the count written; an error only if nothing was."""
+    view = memoryview(data)
+    done = 0
+    while done < len(view):
+        try:
+            n = os.pwrite(fd, view[done:], off + done)
+        except OSError:
+            if done:
+                return done
+            raise
+        if n == 0:
+            break
+        done += n
+    return done
+
+
+def _pwrite_all(fd: int, data: bytes | memoryview, off: int) -> None:
+    """Write all of ``data``; a short write (a full disk) is ENOSPC, never zeros left behind."""
+    if _pwrite_some(fd, data, off) < len(data):
+        raise _err(errno.ENOSPC)
+
+
 class Overlay:
     """The writable copy's namespace and bytes (module docstring)."""
 
@@ -212,8 +246,8 @@ class Overlay:
     def _make(self, parent: int, name: bytes, mode: int, uid: int, gid: int, **kw: object) -> Stat:
         if self.frozen:
             raise _err(errno.EROFS, "the copy is being closed")
-        if len(name) > 255:
-            raise _err(errno.ENAMETOOLONG)
+        if code := _name_problem(name):
+            raise _err(code)
         now = _now()
 
         def make(txn: UpperTxn) -> UNode:
@@ -265,6 +299,8 @@ class Overlay:
     def link(self, ino: int, parent: int, name: bytes) -> Stat:
         if self.frozen:
             raise _err(errno.EROFS, "the copy is being closed")
+        if code := _name_problem(name):
+            raise _err(code)
         now = _now()
 
         def link(txn: UpperTxn) -> UNode:
@@ -338,8 +374,8 @@ class Overlay:
             raise _err(errno.EROFS, "the copy is being closed")
         if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) or flags == RENAME_NOREPLACE | RENAME_EXCHANGE:
             raise _err(errno.EINVAL)
-        if len(new) > 255:
-            raise _err(errno.ENAMETOOLONG)
+        if code := _name_problem(new):
+            raise _err(code)
         now = _now()
         gone: list[int] = []
 
@@ -410,7 +446,10 @@ class Overlay:
                 raise _err(errno.EISDIR)
             if not stat.S_ISREG(st.mode):
                 raise _err(errno.EINVAL)
-            await self._truncate(ino, size)
+            try:
+                await self._truncate(ino, size)
+            finally:
+                self._close_unused(ino)
         now = _now()
 
         def change(txn: UpperTxn) -> UNode:
@@ -452,6 +491,13 @@ class Overlay:
 
     # --- content ------------------------------------------------------------------
 
+    def _close_unused(self, ino: int) -> None:
+        """Close the data file of a file no handle holds (opened for a truncate by path)."""
+        if not self._open.get(ino):
+            fd = self._fds.pop(ino, None)
+            if fd is not None:
+                os.close(fd)
+
     def _fd(self, ino: int) -> int:
         fd = self._fds.get(ino)
         if fd is None:
@@ -479,7 +525,7 @@ class Overlay:
                     piece = await self._lower_read(row.lower, pos, min(row.limit - pos, 4 << 20))
                     if not piece:
                         break
-                    os.pwrite(fd, piece, pos)
+                    _pwrite_all(fd, piece, pos)
                     pos += len(piece)
                 row.lower = row.limit = 0
             os.ftruncate(fd, row.size)
@@ -568,9 +614,9 @@ class Overlay:
         row = await self._writable(ino)
         if h.append:
             off = row.size
-        os.pwrite(self._fd(ino), data, off)
+        # the kernel is told what the disk took: a short count, or ENOSPC when nothing fit
+        n = _pwrite_some(self._fd(ino), data, off)
         now = _now()
-        n = len(data)
 
         def wrote(txn: UpperTxn) -> None:
             r = txn.node(ino)
@@ -707,7 +753,7 @@ class Overlay:
                 piece = await self._lower_read(row.lower, pos, min(stop - pos, 4 << 20))
                 if not piece:
                     break
-                os.pwrite(fd, piece, pos)
+                _pwrite_all(fd, piece, pos)
                 pos += len(piece)
             pos = max(pos, e)
         row.lower = row.limit = 0
