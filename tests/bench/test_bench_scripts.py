@@ -19,7 +19,7 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 PEERS = BENCH.parent.parent / "shared" / "peers"
 #: what a user runs, and what the benches run in fresh interpreters
-SCRIPTS = ("ingest.py", "read.py", "transfer.py", "write.py")
+SCRIPTS = ("ingest.py", "read.py", "transfer.py")
 STEP_MODULES = ("ingest_steps.py", "read_steps.py", "transfer_steps.py")
 
 
