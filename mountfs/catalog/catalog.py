@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Iterable, Iterator
 
 from ..backends import Backend
-from ..errors import AlreadyExists, Conflict, IntegrityError, NotFound, ObjectNotFound, UsageError
+from ..errors import AlreadyExists, Conflict, IntegrityError, MountfsError, NotFound, ObjectNotFound, UsageError
 from ..store import layout
 from ..store.format import read_or_init
 from . import names
@@ -46,11 +46,7 @@ def latest_key(version: str, dataset_id: str) -> tuple[tuple[int, ...], str, tup
     then the id.  Used by ``get``, the next automatic version, the mount's
     ``latest`` link and ``find``'s order within a dataset.
     """
-    number = names.version_key(version)
-    semantic = number
-    while len(semantic) > 1 and semantic[-1] == 0:
-        semantic = semantic[:-1]
-    return semantic, dataset_id[:12], number, dataset_id
+    return names.semantic_key(version), dataset_id[:12], names.version_key(version), dataset_id
 
 
 def latest_first(records: Iterable[DatasetRecord]) -> list[DatasetRecord]:
@@ -330,18 +326,29 @@ class Catalog:
 
         With no version, the next one after the latest is taken, moving on if
         another writer wins the race.  With an explicit version, losing the
-        race is a ``Conflict``.
+        race is a ``Conflict``; so is another spelling of the same number
+        (``1.0.0`` beside ``1.0``).  The first version of a dataset also checks
+        its place (``check_place``).  Both are checked again once the pointer
+        exists: of two writers racing for places that collide, at least one sees
+        the other and gives its pointer back (at worst both do), never neither.
         """
         body = json.dumps({"id": dataset_id}).encode()
         if version is not None:
-            names.check_version(version)
+            names.check_new_version(version)
+        around = self._around(project, name)
+        new_dataset = not any(p[:2] == (project, name) for p in around)
+        if new_dataset:
+            around = self._around(project, name, wide=True)
+            self.check_place(project, name, around)
+        if version is not None:
+            self._check_spelling(project, name, version, dataset_id, around)
             try:
                 self.backend.put_if_absent(layout.Pointer(project, name, version).key, body)
             except AlreadyExists:
                 raise Conflict(
                     f"version {version} of {project}/{name} already exists; pick another version or leave it out to get the next one"
                 ) from None
-            return version
+            return self._recheck(project, name, version, dataset_id, new_dataset)
         existing = self.versions(project, name)
         # the latest by the one rule (``latest_key``), then each number another writer took first
         latest = [max(existing.items(), key=lambda p: latest_key(*p))[0]] if existing else []
@@ -349,10 +356,68 @@ class Catalog:
             candidate = names.next_version(latest)
             try:
                 self.backend.put_if_absent(layout.Pointer(project, name, candidate).key, body)
-                return candidate
             except AlreadyExists:
                 latest = [candidate]
+                continue
+            return self._recheck(project, name, candidate, dataset_id, new_dataset)
         raise Conflict(f"could not claim a new version of {project}/{name}: too many concurrent writers, try again")
+
+    def _around(self, project: str, name: str, wide: bool = False) -> list[tuple[str, str, str]]:
+        """The version pointers of project/name and of the projects below it; ``wide``, also those of the
+        datasets above it (those all lie below the path's first two levels: one listing)."""
+        levels = f"{project}/{name}".split("/")
+        prefix = f"{layout.POINTERS}{'/'.join(levels[:2])}/" if wide else layout.pointer_prefix(project, name)
+        out = []
+        for o in self.backend.list(prefix):
+            pointer = self._parse_pointer(o.key)
+            if pointer is not None:
+                out.append(pointer)
+        return out
+
+    def check_place(self, project: str, name: str, around: list[tuple[str, str, str]] | None = None,
+                    moving: tuple[str, str] | None = None) -> None:
+        """Refuse a new dataset at project/name where the path is taken: a path is a project or a dataset,
+        never both (docs/FORMAT.md, "Catalog pointers"), and ``latest`` and dotted versions are no names.
+
+        ``around`` is what ``_around`` listed, ``moving`` a dataset being moved
+        there (its own versions do not count).  Datasets an older store already
+        holds at such paths are still read; only new ones are refused.
+        """
+        names.check_new_place(project, name)
+        path = f"{project}/{name}"
+        for p, n, _ in self._around(project, name, wide=True) if around is None else around:
+            if (p, n) in ((project, name), moving):
+                continue
+            if p == path or p.startswith(path + "/"):
+                raise Conflict(f"{path} is a project (it holds dataset {p}/{n}); a path is a project or a dataset, "
+                               "never both: choose another name")
+            above = f"{p}/{n}"
+            if project == above or project.startswith(above + "/"):
+                raise Conflict(f"{above} is a dataset, so it cannot hold project {project}; a path is a project or a "
+                               "dataset, never both: choose another project")
+
+    def _check_spelling(self, project: str, name: str, version: str, dataset_id: str,
+                        around: list[tuple[str, str, str]]) -> None:
+        """Refuse ``version`` when project/name has the same number spelled otherwise (``1.0`` for ``1.0.0``),
+        unless that pointer is ``dataset_id``'s own (a draft renumbered to another spelling)."""
+        number = names.semantic_key(version)
+        for p, n, v in around:
+            if (p, n) == (project, name) and v != version and names.semantic_key(v) == number:
+                if self._holder((p, n, v)) != dataset_id:
+                    raise Conflict(f"version {version} of {project}/{name} exists as {v}; name it {v}, "
+                                   "or pick another version")
+
+    def _recheck(self, project: str, name: str, version: str, dataset_id: str, new_dataset: bool) -> str:
+        """``claim``'s checks again with its pointer in place; on a collision the pointer is given back."""
+        around = self._around(project, name, wide=new_dataset)
+        try:
+            if new_dataset:
+                self.check_place(project, name, around)
+            self._check_spelling(project, name, version, dataset_id, around)
+        except MountfsError as exc:
+            self.release(project, name, version)
+            raise Conflict(f"{exc} (created by another writer just now)") from None
+        return version
 
     def release(self, project: str, name: str, version: str) -> None:
         self.backend.delete(layout.Pointer(project, name, version).key)
@@ -385,6 +450,8 @@ class Catalog:
         resumed = any(origin == (project, name) for _, origin in target.values())
         if not source and not resumed:
             raise NotFound(f"no dataset {project}/{name}; list them with `mountfs search`")
+        if not target and not resumed:
+            self.check_place(new_project, new_name, moving=(project, name))
         if target and not resumed:
             shown = sorted(target, key=names.version_key)
             raise Conflict(

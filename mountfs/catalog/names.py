@@ -20,14 +20,42 @@ from ..store.manifest import NOT_UTF8, path_problem
 _VERSION_RE = re.compile(r"[0-9]{1,18}(\.[0-9]{1,18}){0,3}")
 
 
+#: the link the catalog mount shows beside a dataset's versions, naming the latest one
+LATEST = "latest"
+
+
 def check_name(name: object) -> str:
     return check_component(name, "dataset name")
 
 
 def check_version(version: object) -> str:
-    """A version: one to four dot-separated numbers, e.g. ``1.0`` or ``1.0.1``."""
+    """A version: one to four dot-separated numbers, e.g. ``1.0`` or ``1.0.1``.
+
+    The rule for reading (a record, a pointer, a lookup); a version being
+    created must also be spelled canonically (``check_new_version``).
+    """
     if not isinstance(version, str) or not _VERSION_RE.fullmatch(version):
         raise UsageError(f"malformed version {shown(version)}: use numbers separated by dots, e.g. 1.0, 1.0.1 or 2.0")
+    return version
+
+
+def canonical_version(version: str) -> str:
+    """``version`` (one ``check_version`` accepted) without leading zeros: ``01.00`` is ``1.0``.
+
+    The number of components is the user's: ``1.0`` and ``1.0.0`` stay two
+    spellings, and ``semantic_key`` is what makes them one version.
+    """
+    return ".".join(str(int(p)) for p in version.split("."))
+
+
+def check_new_version(version: object) -> str:
+    """The version of a version being created: ``check_version``, spelled canonically (no leading zeros),
+    so that one number has one spelling and an automatic version never reads ``01.1``."""
+    check_version(version)
+    assert isinstance(version, str)
+    canonical = canonical_version(version)
+    if canonical != version:
+        raise UsageError(f"version {shown(version)} has a leading zero; write it as {canonical}")
     return version
 
 
@@ -36,21 +64,60 @@ def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in version.split("."))
 
 
+def semantic_key(version: str) -> tuple[int, ...]:
+    """The number a version stands for: ``version_key`` without trailing zeros, so that ``1``, ``1.0``,
+    ``1.0.0`` and ``01.00`` are one version (as ClearML's ``packaging`` versions compare)."""
+    number = version_key(version)
+    while len(number) > 1 and number[-1] == 0:
+        number = number[:-1]
+    return number
+
+
 def is_version(version: object) -> bool:
     """Would ``check_version`` accept ``version``?"""
     return isinstance(version, str) and _VERSION_RE.fullmatch(version) is not None
 
 
+def is_reserved(value: str) -> bool:
+    """Is ``value`` a name that reads as a version's: ``latest``, or a version with a dot (``3.0``, ``1.0.0``)?
+
+    A plain number (``2024``) is a version too, but years and numbered sets
+    are common names, and it can never stand beside versions either: a path
+    is a project or a dataset (``Catalog.check_place``), so a name is never in
+    a folder that holds versions.  What a dot adds is that ``p/n/3.0`` always
+    reads as a version, in the mount and in ``mountfs mount p/n/3.0``.
+    """
+    return value == LATEST or (is_version(value) and "." in value)
+
+
+def check_new_place(project: str, name: str) -> None:
+    """Refuse a new dataset whose name or a project level is reserved (``is_reserved``).
+
+    A dataset's folder in the mount holds its versions and the ``latest``
+    link: a folder named ``3.0`` or ``latest`` must be one of those.  Names an
+    older store already holds are still read; only new ones are refused.
+    """
+    levels = [(level, "project level") for level in project.split("/")] + [(name, "dataset name")]
+    for value, what in levels:
+        if is_reserved(value):
+            example = f", e.g. 'v{value}'" if is_version(value) else ""
+            raise UsageError(
+                f"{what} {shown(value)} is reserved ('latest' and version numbers name versions in the mount); "
+                f"choose another{example}"
+            )
+
+
 def next_version(existing: list[str]) -> str:
     """The latest version with its last component incremented; ``1.0.0`` for the first.
 
-    Entries that are not versions (a crafted or damaged pointer's name) are ignored.
+    The result is canonical (``01.0`` is followed by ``1.1``).  Entries that
+    are not versions (a crafted or damaged pointer's name) are ignored.
     """
     valid = [v for v in existing if is_version(v)]
     if not valid:
         return "1.0.0"
-    latest = max(valid, key=version_key)
-    parts = latest.split(".")
+    latest = max(valid, key=lambda v: (semantic_key(v), version_key(v)))
+    parts = canonical_version(latest).split(".")
     parts[-1] = str(int(parts[-1]) + 1)
     candidate = ".".join(parts)
     if not is_version(candidate):

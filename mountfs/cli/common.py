@@ -11,9 +11,10 @@ from typing import Any, Callable, Iterator, Sequence
 
 import click
 
+from ..catalog import names
 from ..config import Config
 from ..sdk import Dataset
-from ..errors import NotFound, StateError, UsageError
+from ..errors import MountfsError, NotFound, StateError, UsageError
 from ..session import current
 from . import draft
 
@@ -90,6 +91,31 @@ class Selector:
     project: str | None = None
     name: str | None = None
     version: str | None = None
+    #: the ``DATASET`` argument this was read from (``selector_from``), for messages
+    spec: str | None = None
+
+
+def selector_from(spec: str | None, sel: Selector) -> Selector:
+    """A ``DATASET`` argument, else the options: an id (no '/'), or ``project/name[/version]``.
+
+    A last part that is a version number is the version, else it is the name
+    (a name with the shape of a version, ``3.0``, is refused at create:
+    ``names.check_new_place``); ``resolve`` tries the other reading of what
+    finds nothing (``_other_reading``).
+    """
+    if spec is None:
+        return sel
+    if sel.dataset_id or sel.project or sel.name or sel.version:
+        raise UsageError("name the dataset either as DATASET or with --id/--project/--name/--version, not both")
+    path = spec.strip("/")
+    if not path:
+        raise UsageError(f"cannot read dataset {names.shown(spec)}: give an id or project/name[/version]")
+    if "/" not in path:
+        return Selector(dataset_id=spec, spec=spec)
+    parts = path.split("/")
+    if len(parts) >= 3 and names.is_version(parts[-1]):
+        return Selector(project="/".join(parts[:-2]), name=parts[-2], version=parts[-1], spec=spec)
+    return Selector(project="/".join(parts[:-1]), name=parts[-1], spec=spec)
 
 
 def id_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -131,13 +157,47 @@ def resolve(sel: Selector, *, only_completed: bool = False) -> Dataset:
             raise UsageError("name the dataset either with --id or with --project/--name/--version, not both")
         return Dataset.get(dataset_id=sel.dataset_id)
     if sel.project or sel.name:
-        return Dataset.get(
-            dataset_project=sel.project, dataset_name=sel.name, dataset_version=sel.version,
-            only_completed=only_completed,
-        )
+        try:
+            return Dataset.get(
+                dataset_project=sel.project, dataset_name=sel.name, dataset_version=sel.version,
+                only_completed=only_completed,
+            )
+        except NotFound:
+            other = _other_reading(sel)
+            if other is None:
+                raise
+            try:
+                return resolve(other, only_completed=only_completed)
+            except NotFound:
+                pass
+            raise
     if sel.version:
         raise UsageError("--version needs --project and --name to say which dataset")
     return remembered_draft()
+
+
+def _other_reading(sel: Selector) -> Selector | None:
+    """The other way to read a ``DATASET`` argument that named nothing, if there is one.
+
+    ``p/n/2024`` read as version 2024 of ``p/n`` may be dataset ``2024`` of
+    project ``p/n`` (a plain number is a name too); ``p/n/abc`` read as dataset
+    ``abc`` of ``p/n`` was meant as a version when ``p/n`` is a dataset: then the
+    message is ``check_version``'s, as for ``--version abc``.
+    """
+    if sel.spec is None or not sel.project or not sel.name:
+        return None
+    if sel.version is not None:
+        if names.is_reserved(sel.version):
+            return None
+        return Selector(project=f"{sel.project}/{sel.name}", name=sel.version)
+    if "/" in sel.project:
+        project, name = sel.project.rsplit("/", 1)
+        try:
+            Dataset.get(dataset_project=project, dataset_name=name)
+        except MountfsError:
+            return None
+        names.check_version(sel.name)
+    return None
 
 
 def remembered_draft(dataset_id: str | None = None) -> Dataset:

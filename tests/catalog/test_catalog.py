@@ -105,10 +105,11 @@ def test_claim_put_find(catalog: Catalog, tmp_path: Path) -> None:
     assert catalog.versions("vision/det", "cats") == {"1.0.0": a}
 
 
-def test_versions_leave_out_nested_projects(catalog: Catalog) -> None:
+def test_versions_leave_out_nested_projects(catalog: Catalog, backend: Backend) -> None:
     a, b = "0190a1b2c3d40000000a", "0190a1b2c3d50000000b"
     catalog.claim("p", "n", "1.0", a)
-    catalog.claim("p/n", "x", "2.0", b)  # listed under catalog/p/n/ too
+    # an older store may hold a project at a dataset's path (claim refuses it now): listed under catalog/p/n/ too
+    backend.put("catalog/p/n/x/2.0", b'{"id": "%s"}' % b.encode())
     assert catalog.versions("p", "n") == {"1.0": a}
     assert catalog.versions("p/n", "x") == {"2.0": b}
 
@@ -145,3 +146,107 @@ def test_versions_made_in_the_same_millisecond_are_newest_by_version_number(cata
     assert [r.version for r in catalog.find("vision/det", "cats")] == ["1.0.1", "1.0.0"]
     assert [r.version for r in catalog.find(partial_name="cat")] == ["1.0.1", "1.0.0"]
     assert [r.version for r in catalog.all()] == ["1.0.1", "1.0.0"]
+
+
+# --- one path, one meaning (issue 16) ----------------------------------------------------------------
+
+A, B, C = "0190a1b2c3d40000000a", "0190a1b2c3d50000000b", "0190a1b2c3d60000000c"
+
+
+def test_a_project_cannot_be_created_at_a_datasets_path(catalog: Catalog) -> None:
+    catalog.claim("nu/proj", "things", "2.0", A)
+    for project in ("nu/proj/things", "nu/proj/things/deeper"):
+        with pytest.raises(Conflict, match="nu/proj/things is a dataset, so it cannot hold project"):
+            catalog.claim(project, "x", None, B)
+    assert catalog.pointers() == {("nu/proj", "things", "2.0"): A}
+    assert catalog.claim("nu/proj/thingsx", "x", None, B) == "1.0.0"  # a longer name is another path
+
+
+def test_a_dataset_cannot_be_created_at_a_projects_path(catalog: Catalog) -> None:
+    catalog.claim("nu/proj/things", "x", None, A)
+    for project, name in (("nu/proj", "things"), ("nu", "proj")):
+        with pytest.raises(Conflict, match=f"{project}/{name} is a project .*choose another name"):
+            catalog.claim(project, name, "1.0", B)
+    assert catalog.pointers() == {("nu/proj/things", "x", "1.0.0"): A}
+
+
+@pytest.mark.parametrize("project, name, says", [
+    ("nu/proj/things", "latest", "dataset name 'latest' is reserved"),
+    ("p", "3.0", "dataset name '3.0' is reserved .*e.g. 'v3.0'"),
+    ("p", "1.0.0", "dataset name '1.0.0' is reserved"),
+    ("p/2.0/x", "n", "project level '2.0' is reserved"),
+    ("latest", "n", "project level 'latest' is reserved"),
+])
+def test_latest_and_version_numbers_are_no_names(catalog: Catalog, project: str, name: str, says: str) -> None:
+    with pytest.raises(UsageError, match=says) as info:
+        catalog.claim(project, name, None, A)
+    assert "\n" not in str(info.value)
+    assert catalog.pointers() == {}
+
+
+def test_an_older_store_keeps_its_reserved_names_and_collisions(catalog: Catalog, backend: Backend) -> None:
+    for key, dataset_id in (("catalog/p/n/1.0", A), ("catalog/p/n/latest/1.0", B), ("catalog/p/3.0/2.0", C)):
+        backend.put(key, b'{"id": "%s"}' % dataset_id.encode())
+    assert catalog.pointers() == {("p", "n", "1.0"): A, ("p/n", "latest", "1.0"): B, ("p", "3.0", "2.0"): C}
+    # new versions of what is there are fine; only new datasets at such places are refused
+    assert catalog.claim("p/n", "latest", None, "0190a1b2c3d70000000d") == "1.1"
+    assert catalog.claim("p", "3.0", "2.1", "0190a1b2c3d80000000e") == "2.1"
+    with pytest.raises(Conflict, match="p/n is a dataset"):
+        catalog.claim("p/n", "other", None, "0190a1b2c3d90000000f")
+
+
+@pytest.mark.parametrize("existing, asked, held", [("1.0", "1.0.0", "1.0"), ("1.0.0", "1", "1.0.0"),
+                                                   ("2.10", "2.10.0.0", "2.10")])
+def test_a_second_spelling_of_a_version_is_refused(catalog: Catalog, existing: str, asked: str, held: str) -> None:
+    catalog.claim("p", "n", existing, A)
+    with pytest.raises(Conflict, match=f"version {asked} of p/n exists as {held}; name it {held}"):
+        catalog.claim("p", "n", asked, B)
+    assert catalog.versions("p", "n") == {existing: A}
+
+
+@pytest.mark.parametrize("asked, canonical", [("01.0", "1.0"), ("1.00", "1.0"), ("007", "7"), ("1.0.01", "1.0.1")])
+def test_leading_zeros_are_refused_naming_the_canonical_form(catalog: Catalog, asked: str, canonical: str) -> None:
+    with pytest.raises(UsageError, match=f"version '{asked}' has a leading zero; write it as {canonical}$"):
+        catalog.claim("p", "n", asked, A)
+    assert catalog.pointers() == {}
+
+
+def test_a_draft_may_take_another_spelling_of_its_own_version(catalog: Catalog) -> None:
+    catalog.claim("p", "n", "1.0", A)
+    assert catalog.claim("p", "n", "1.0.0", A) == "1.0.0"  # renumbering: claim the new, then release the old
+
+
+def test_automatic_versions_follow_the_number_of_an_older_stores_spellings(catalog: Catalog, backend: Backend) -> None:
+    for key, dataset_id in (("catalog/p/n/01.0", A), ("catalog/p/n/1.00", B), ("catalog/p/n/0.9", C)):
+        backend.put(key, b'{"id": "%s"}' % dataset_id.encode())
+    assert catalog.claim("p", "n", None, "0190a1b2c3d70000000d") == "1.1"
+
+
+def test_a_collision_that_appears_during_the_claim_gives_the_pointer_back(catalog: Catalog, backend: Backend) -> None:
+    """Two writers racing: the other's pointer lands between our checks and our pointer; we see it after."""
+    put_if_absent = backend.put_if_absent
+
+    def racing(key: str, data: bytes) -> None:
+        if key == "catalog/p/n/1.0.0":
+            backend.put("catalog/p/n/1.0", b'{"id": "%s"}' % B.encode())
+        put_if_absent(key, data)
+
+    backend.put_if_absent = racing  # type: ignore[method-assign]
+    with pytest.raises(Conflict, match="exists as 1.0.*another writer"):
+        catalog.claim("p", "n", "1.0.0", A)
+    assert catalog.versions("p", "n") == {"1.0": B}
+
+
+def test_a_move_keeps_to_the_same_rules(catalog: Catalog) -> None:
+    catalog.claim("p", "n", "1.0", A)
+    catalog.put(_record(A, "1.0", "p", "n"))
+    catalog.claim("q", "m", "1.0", B)
+    catalog.put(_record(B, "1.0", "q", "m"))
+    with pytest.raises(UsageError, match="dataset name 'latest' is reserved"):
+        catalog.move_dataset("p", "n", "p", "latest")
+    with pytest.raises(Conflict, match="q/m is a dataset"):
+        catalog.move_dataset("p", "n", "q/m", "n")
+    assert catalog.pointers() == {("p", "n", "1.0"): A, ("q", "m", "1.0"): B}
+    # into a project below its own old path: its own versions do not count
+    assert [r.project for r in catalog.move_dataset("p", "n", "p/n", "n")] == ["p/n"]
+    assert catalog.pointers() == {("p/n", "n", "1.0"): A, ("q", "m", "1.0"): B}

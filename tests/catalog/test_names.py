@@ -55,6 +55,48 @@ def test_next_version(existing: list[str], after: str) -> None:
     assert names.next_version(existing) == after
 
 
+@pytest.mark.parametrize("existing, after", [
+    (["01.0"], "1.1"),  # an older store's spelling: the next version is canonical
+    (["1.0", "1.0.0"], "1.0.1"),  # one number: the longer spelling goes on
+    (["1.1", "1.00.9"], "1.2"),  # by number: 1.1 is after 1.0.9
+])
+def test_next_version_is_canonical_and_by_number(existing: list[str], after: str) -> None:
+    assert names.next_version(existing) == after
+
+
+def test_one_number_one_version() -> None:
+    assert names.semantic_key("1") == names.semantic_key("1.0.0") == names.semantic_key("01.00") == (1,)
+    assert names.semantic_key("0.0") == (0,) and names.semantic_key("1.0.1") == (1, 0, 1)
+    assert names.canonical_version("01.00.007") == "1.0.7" and names.canonical_version("0.0") == "0.0"
+
+
+@pytest.mark.parametrize("version", ["1.0", "0.0", "10.20.30", "1.0.0", "1"])
+def test_new_versions_accepted(version: str) -> None:
+    assert names.check_new_version(version) == version
+
+
+@pytest.mark.parametrize("version, says", [
+    ("01.0", "write it as 1.0"), ("1.00", "write it as 1.0"), ("00", "write it as 0"), ("1.0\n", "malformed version"),
+])
+def test_new_versions_are_spelled_one_way(version: str, says: str) -> None:
+    with pytest.raises(UsageError, match=says):
+        names.check_new_version(version)
+
+
+@pytest.mark.parametrize("project, name", [("p", "latest"), ("p", "3.0"), ("p", "1.0.0"), ("a/1.0/b", "n"),
+                                           ("latest/x", "n"), ("p", "0.0.0.1")])
+def test_reserved_names_refused_for_new_datasets(project: str, name: str) -> None:
+    assert names.check_name(name) == name  # still read
+    with pytest.raises(UsageError, match="is reserved"):
+        names.check_new_place(project, name)
+
+
+@pytest.mark.parametrize("project, name", [("p", "latest-data"), ("p", "v3.0"), ("2024x/p", "Latest"), ("p", "1.0a"),
+                                           ("archive/2024", "2024"), ("p", "007")])  # a plain number is a name
+def test_names_like_reserved_ones_are_fine(project: str, name: str) -> None:
+    names.check_new_place(project, name)
+
+
 def test_no_automatic_version_past_the_largest_number() -> None:
     with pytest.raises(UsageError, match="give the version explicitly"):
         names.next_version(["1." + "9" * 18])

@@ -84,10 +84,15 @@ def test_empty_catalog(session) -> None:
     assert _names(ns, BY_ID) == set()
 
 
-def test_project_level_and_dataset_name_coexist(tmp_path: Path, session) -> None:
-    """``vision/det`` is both a dataset (project vision, name det) and a project level."""
+def test_project_level_and_dataset_name_coexist(tmp_path: Path, session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``vision/det`` is both a dataset (project vision, name det) and a project level: refused for new datasets
+    since issue 16, and still shown as it is from a store written before."""
+    from mountfs.catalog.catalog import Catalog
+
     det = build("vision", "det", tiny(tmp_path, "det"), version="1.0").id
-    boxes = build("vision/det", "boxes", tiny(tmp_path, "boxes"), version="1.0").id
+    with monkeypatch.context() as m:
+        m.setattr(Catalog, "check_place", lambda *args, **kw: None)
+        boxes = build("vision/det", "boxes", tiny(tmp_path, "boxes"), version="1.0").id
     ns = Namespace(session.catalog)
     ns.refresh()
     assert _names(ns, "vision", "det") == {"1.0", LATEST, "boxes"}
@@ -105,7 +110,7 @@ def test_a_vanished_store_keeps_the_versions(tmp_path: Path, session) -> None:
     away = store.with_name(store.name + ".away")
     store.rename(away)
     try:
-        with pytest.raises(StoreError, match="not a mountfs store"):
+        with pytest.raises(StoreError, match="no mountfs store at"):
             ns.refresh()
         assert ns.resolve((BY_ID, cats)) == Version(cats)
     finally:
@@ -166,3 +171,31 @@ def test_rename_move_and_delete_follow_the_catalog(tmp_path: Path, session) -> N
     assert ns.refresh()
     assert ns.resolve(("vision", "cats", "1.1")) == Version(c)
     assert ns.resolve((BY_ID, b)) is None
+
+
+def test_folders_and_latest_carry_the_time_of_the_newest_version_below(tmp_path: Path, session) -> None:
+    from mountfs.fs.namespace import version_mtime_ns
+
+    old = build("time/a", "n", tiny(tmp_path, "old"), version="1.0")
+    new = build("time/a", "n", tiny(tmp_path, "new"), version="0.9")  # finalized last, though not latest
+    other = build("time", "m", tiny(tmp_path, "other"), version="1.0")
+    ns = Namespace(session.catalog)
+    ns.refresh()
+    t = {ds.id: version_mtime_ns(ns.records[ds.id]) for ds in (old, new, other)}
+    assert all(t.values()) and t[old.id] <= t[new.id] <= t[other.id]
+
+    def mtime(*parts: str) -> int:
+        node = ns.resolve(parts)
+        assert isinstance(node, (Dir, Link)), parts
+        return node.mtime_ns
+
+    assert mtime("time", "a", "n") == mtime("time", "a") == t[new.id]
+    assert mtime("time", "a", "n", LATEST) == t[new.id]  # the folder's newest, whichever version it names
+    assert mtime("time", "m") == t[other.id]
+    assert mtime("time") == mtime() == mtime(BY_ID) == max(t.values())
+
+
+def test_an_empty_catalog_is_dated_zero(session) -> None:
+    ns = Namespace(session.catalog)
+    ns.refresh()
+    assert isinstance(ns.current.root, Dir) and ns.current.root.mtime_ns == 0

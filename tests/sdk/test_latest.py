@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import pytest
+
 from mountfs import Dataset
 from mountfs.catalog import DatasetRecord
 from mountfs.catalog import catalog as rule  # latest_key, latest_first: the one rule
@@ -59,9 +61,13 @@ def test_the_same_semantic_version_is_decided_by_the_newest() -> None:
     assert rule.latest_key("1.0.0", same_ms[1]) > rule.latest_key("1.0", same_ms[0])
 
 
-def test_the_mount_link_and_get_agree_on_a_tie(finalized: Finalized, sess: Session) -> None:
+def test_the_mount_link_and_get_agree_on_a_tie(finalized: Finalized, sess: Session,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     first = finalized({"a": b"1"}, dataset_version="1.0.0")
-    second = finalized({"a": b"2"}, dataset_version="1.0")
+    # a second spelling of one number is refused now (issue 16); a store written before may hold both
+    with monkeypatch.context() as m:
+        m.setattr(rule.Catalog, "_check_spelling", lambda *args: None)
+        second = finalized({"a": b"2"}, dataset_version="1.0")
     want = max((first, second), key=lambda d: rule.latest_key(d.version, d.id))
     assert Dataset.get(dataset_project="p", dataset_name="ds").id == want.id
     ns = Namespace(sess.catalog)
