@@ -29,6 +29,7 @@ resolve again on next use) or a new process starts.  The CLI builds its
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -41,6 +42,7 @@ from typing import Any, Callable, Literal, Mapping, TypeVar
 import platformdirs
 
 from .errors import ConfigError
+from .units import human_size
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
@@ -66,18 +68,53 @@ SERVICE_ENVIRONMENT = (
 )
 
 _T = TypeVar("_T")
+log = logging.getLogger(__name__)
 #: how boto puts the bucket in a request: in the path, in the host name, or its own choice
 AddressingStyle = Literal["auto", "virtual", "path"]
 
 
-def parse_size(text: str | int) -> int:
-    """Parse ``20G``, ``512MiB``, ``1.5T`` or a plain byte count (binary units)."""
+#: the largest size any setting takes (1 EiB): more than any disk holds, so a bigger one is a typo
+MAX_SIZE = 1 << 60
+#: the smallest chunk cache: one average chunk (``store.format.ChunkParams.avg_size``).  A smaller
+#: cache cannot keep even one, so every read would go to the store again
+MIN_CACHE_SIZE = 1 << 20
+
+
+def parse_size(text: str | int, where: str = "") -> int:
+    """Parse ``20G``, ``512MiB``, ``1.5T`` or a plain byte count (binary units), at most ``MAX_SIZE``.
+
+    ``where`` names the setting for the message (``MOUNTFS_CACHE_SIZE``, ``cache_size in FILE``).
+    """
+    named = f"{where}: " if where else ""
+    if isinstance(text, bool) or not isinstance(text, (int, str)):
+        raise ConfigError(f"{named}a size must be a number of bytes or a string such as \"20G\", not {text!r}")
     if isinstance(text, int):
-        return text
-    m = _SIZE_RE.match(str(text))
-    if not m:
-        raise ConfigError(f"cannot read size {text!r}: use a number with an optional unit, e.g. 20G or 512M")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+        value = text
+    else:
+        m = _SIZE_RE.match(text)
+        if not m:
+            raise ConfigError(f"{named}cannot read size {text!r}: use a number with an optional unit, e.g. 20G or 512M")
+        # exact arithmetic: a float turns 99999999999999999999999 into ...991611392
+        whole, _, frac = m.group(1).partition(".")
+        unit = _UNITS[m.group(2).lower()]
+        value = int(whole) * unit + (int(frac) * unit // 10 ** len(frac) if frac else 0)
+    if value < 0:
+        raise ConfigError(f"{named}a size cannot be negative ({text!r})")
+    if value > MAX_SIZE:
+        raise ConfigError(f"{named}size {text!r} is more than {human_size(MAX_SIZE)}; "
+                          "use a unit such as G or T for the size you mean")
+    return value
+
+
+def parse_cache_size(text: str | int, where: str = "") -> int:
+    """A chunk cache's size (``parse_size``), at least ``MIN_CACHE_SIZE``."""
+    value = parse_size(text, where)
+    if value < MIN_CACHE_SIZE:
+        named = f"{where}: " if where else ""
+        raise ConfigError(f"{named}a chunk cache of {human_size(value)} is too small: give at least "
+                          f"{human_size(MIN_CACHE_SIZE)} (one average chunk; a smaller cache keeps nothing and "
+                          "every read goes to the store)")
+    return value
 
 
 def default_store() -> str:
@@ -241,9 +278,12 @@ class Config:
     #: the storage services' standard variables seen at load time (``SERVICE_ENVIRONMENT``);
     #: only the ``*_options`` methods read them, below the config file
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: settings whose value could not be used (field name -> the error, naming where it came from);
+    #: the field keeps its default and ``require`` raises the error, so only what needs it fails
+    unusable: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("s3_hosts", "s3", "gs", "azure", "environ"):
+        for name in ("s3_hosts", "s3", "gs", "azure", "environ", "unusable"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
         if self.external_allow is not None:
             object.__setattr__(self, "external_allow", tuple(self.external_allow))
@@ -267,8 +307,22 @@ class Config:
         """Return a copy with explicit arguments applied (``None`` means 'not given')."""
         given = {k: v for k, v in kwargs.items() if v is not None}
         if "cache_size" in given:
-            given["cache_size"] = parse_size(given["cache_size"])
+            given["cache_size"] = parse_cache_size(given["cache_size"], "cache_size")
+        if "cache_min_free" in given:
+            given["cache_min_free"] = parse_size(given["cache_min_free"], "cache_min_free")
+        if self.unusable.keys() & given.keys():  # an explicit value replaces the unusable one
+            given.setdefault("unusable", {k: v for k, v in self.unusable.items() if k not in given})
         return replace(self, **given)
+
+    def require(self, *names: str) -> None:
+        """Raise the ``ConfigError`` of the first of ``names`` whose configured value was unusable.
+
+        Called by what uses the setting (the chunk cache for ``cache_size``), so
+        a bad value breaks only the commands that need it.
+        """
+        for name in names:
+            if name in self.unusable:
+                raise ConfigError(self.unusable[name])
 
     # --- typed settings for the backends (pure: the sources were read at load time) ------------
 
@@ -413,21 +467,81 @@ def _external_allow(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _read_file(path: Path) -> dict[str, Any]:
+def _read_file(path: Path, named: bool) -> dict[str, Any]:
+    """The config file's settings; ``named``: ``MOUNTFS_CONFIG`` names it, so it must exist."""
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
+        if named:
+            raise ConfigError(f"config file {path} (named by {CONFIG_FILE_VARIABLE}) does not exist; "
+                              f"create it, or unset {CONFIG_FILE_VARIABLE} to use {default_config_file()}") from None
         return {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read config file {path}: it is not UTF-8 text (byte {exc.start}); "
+                          "save it as UTF-8 TOML") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}; fix or remove it") from None
 
 
-def _table(data: Mapping[str, Any], name: str, path: Path) -> dict[str, Any]:
+def _table(data: Mapping[str, Any], name: str, path: Path, shown: str = "") -> dict[str, Any]:
     value = data.get(name, {})
     if not isinstance(value, dict):
-        raise ConfigError(f"{name} in {path} must be a table: [{name}] with its settings below it")
+        shown = shown or name
+        raise ConfigError(f"{shown} in {path} must be a table ([{shown}] with its settings below it), "
+                          f"not {type(value).__name__} {value!r}")
     return dict(value)
+
+
+#: the settings each part of the config file takes (a key not listed is warned about: a typo must show)
+_MOUNTFS_KEYS = frozenset({"store", "cache_dir", "cache_size", "cache_min_free", "mountpoint", "run_dir",
+                           "control_group", "realtime"})
+_S3_HOST_KEYS = frozenset({"key", "secret", "secure", "verify", "region", "profile"})
+_S3_KEYS = _S3_HOST_KEYS | {"endpoint_url", "hosts", "max_pool_connections", "connect_timeout", "read_timeout",
+                            "multipart_threshold", "multipart_chunksize", "multipart_concurrency"}
+_GS_KEYS = frozenset({"endpoint", "credentials_json", "project", "connect_timeout", "read_timeout", "chunk_size",
+                      "max_pool_connections"})
+_AZURE_KEYS = frozenset({"connection_string", "account_key", "sas_token", "endpoint", "connect_timeout",
+                         "read_timeout", "max_single_put_size", "max_block_size", "max_concurrency",
+                         "max_pool_connections"})
+_TOP_KEYS = _MOUNTFS_KEYS | {"mountfs", "s3", "gs", "azure", "external"}
+
+
+def _unknown(table: Mapping[str, Any], known: frozenset[str], where: str) -> list[str]:
+    return [f"{where}{key}" for key in sorted(set(table) - known)]
+
+
+def _warn_unknown(data: Mapping[str, Any], path: Path) -> None:
+    """One warning naming every key of the file that no setting reads."""
+    found = _unknown(data, _TOP_KEYS, "")
+    for name, known in (("mountfs", _MOUNTFS_KEYS), ("s3", _S3_KEYS), ("gs", _GS_KEYS), ("azure", _AZURE_KEYS),
+                        ("external", frozenset({"allow"}))):
+        if isinstance(data.get(name), dict):
+            found += _unknown(data[name], known, f"{name}.")
+    hosts = data.get("s3", {}).get("hosts") if isinstance(data.get("s3"), dict) else None
+    if isinstance(hosts, dict):
+        for host, entry in hosts.items():
+            if isinstance(entry, dict):
+                found += _unknown(entry, _S3_HOST_KEYS, f"s3.hosts.\"{host}\".")
+    if found:
+        log.warning("config file %s: unknown setting%s %s ignored (a typo?)",
+                    path, "s" if len(found) > 1 else "", ", ".join(found))
+
+
+def _text_setting(section: Mapping[str, Any], key: str, path: Path) -> str:
+    value = section[key]
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} in {path} must be a string (in quotes), not {type(value).__name__} {value!r}")
+    return value
+
+
+def _s3_hosts(s3: dict[str, Any], path: Path) -> dict[str, Any]:
+    hosts = _table(s3, "hosts", path, "s3.hosts")
+    for host, entry in hosts.items():
+        if not isinstance(entry, dict):
+            raise ConfigError(f"s3.hosts.\"{host}\" in {path} must be a table ([s3.hosts.\"{host}\"] with key, "
+                              f"secret, ... below it), not {type(entry).__name__} {entry!r}")
+    return hosts
 
 
 def load(environ: Mapping[str, str] | None = None, **explicit: Any) -> Config:
@@ -438,27 +552,33 @@ def load(environ: Mapping[str, str] | None = None, **explicit: Any) -> Config:
     every call: code that wants the process's configuration calls ``process_config()``.
     """
     env = os.environ if environ is None else environ
-    path = Path(env[CONFIG_FILE_VARIABLE]) if env.get(CONFIG_FILE_VARIABLE) else default_config_file()
-    data = _read_file(path)
+    named = bool(env.get(CONFIG_FILE_VARIABLE))
+    path = Path(env[CONFIG_FILE_VARIABLE]) if named else default_config_file()
+    data = _read_file(path, named)
+    _warn_unknown(data, path)
     # rank 3: the file; its [mountfs] table, or the same keys at the top so a tiny config can be flat
     section = _table(data, "mountfs", path)
-    for key in ("store", "cache_dir", "cache_size", "cache_min_free", "mountpoint", "run_dir", "control_group",
-                "realtime"):
+    for key in _MOUNTFS_KEYS:
         if key in data and key not in section:
             section[key] = data[key]
     kwargs: dict[str, Any] = {}
+    unusable: dict[str, str] = {}
     for key in ("store", "cache_dir", "mountpoint", "run_dir", "control_group"):
         if key in section:
-            kwargs[key] = str(section[key])
-    for key in ("cache_size", "cache_min_free"):
+            kwargs[key] = _text_setting(section, key, path)
+    for key, parse in (("cache_size", parse_cache_size), ("cache_min_free", parse_size)):
         if key in section:
-            kwargs[key] = parse_size(section[key])
+            try:
+                kwargs[key] = parse(section[key], f"{key} in {path}")
+            except ConfigError as exc:
+                unusable[key] = str(exc)
     if "realtime" in section:
         if not isinstance(section["realtime"], bool):
             raise ConfigError(f"realtime in {path} must be true or false, not {section['realtime']!r}")
         kwargs["realtime"] = section["realtime"]
     s3 = _table(data, "s3", path)
-    kwargs["s3_hosts"] = dict(s3.pop("hosts", {}))
+    kwargs["s3_hosts"] = _s3_hosts(s3, path)
+    s3.pop("hosts", None)
     kwargs["s3"] = s3
     kwargs["gs"] = _table(data, "gs", path)
     kwargs["azure"] = _table(data, "azure", path)
@@ -474,7 +594,13 @@ def load(environ: Mapping[str, str] | None = None, **explicit: Any) -> Config:
         if not value.strip():
             continue
         if name == "cache_size":
-            kwargs[name] = parse_size(value)
+            try:
+                kwargs[name] = parse_cache_size(value, variable)
+                unusable.pop(name, None)
+            except ConfigError as exc:
+                # kept for what uses the cache (Config.require): `search` needs none
+                kwargs.pop(name, None)
+                unusable[name] = str(exc)
         elif name == "external_allow":
             kwargs[name] = _external_allow(value.replace(",", " ").split(), variable)
         else:
@@ -484,6 +610,7 @@ def load(environ: Mapping[str, str] | None = None, **explicit: Any) -> Config:
     kwargs["notify_socket"] = env.get("NOTIFY_SOCKET", "")
     # rank 4 is applied by the *_options methods, from this snapshot
     kwargs["environ"] = {name: env[name] for name in SERVICE_ENVIRONMENT if name in env}
+    kwargs["unusable"] = unusable
     # rank 1: explicit overrides
     return Config(**kwargs).with_overrides(**explicit)
 

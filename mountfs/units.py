@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
+
 
 def human_size(n: int) -> str:
-    """``1536`` -> ``1.5 KiB``; plain bytes below 1 KiB."""
+    """``1536`` -> ``1.5 KiB``; plain bytes below 1 KiB; beyond YiB in scientific notation, never 20 digits."""
     size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+    if size < 0:
+        return f"-{human_size(-n)}"
+    for unit in _UNITS:
+        if size < 1024 or unit == _UNITS[-1]:
+            if unit == "B":
+                return f"{int(size)} B"
+            return f"{size:.1f} {unit}" if size < 1024 else f"{size:.3g} {unit}"
         size /= 1024
     raise AssertionError("unreachable")

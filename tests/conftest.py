@@ -23,8 +23,12 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[di
     env = {
         "MOUNTFS_STORE": str(tmp_path / "store"),
         "MOUNTFS_CACHE_DIR": str(tmp_path / "cache"),
-        "MOUNTFS_CONFIG": str(tmp_path / "config.toml"),
+        # beside tmp_path, not in it: a test may make tmp_path itself a store, and a store is
+        # started only in an empty folder
+        "MOUNTFS_CONFIG": str(tmp_path.parent / f"{tmp_path.name}.config.toml"),
     }
+    # an empty config file: MOUNTFS_CONFIG naming a missing one is an error
+    Path(env["MOUNTFS_CONFIG"]).touch()
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("MOUNTFS_CACHE_SIZE", raising=False)

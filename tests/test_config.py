@@ -30,7 +30,7 @@ def test_precedence(tmp_path: Path) -> None:
 
 
 def test_defaults_without_file_or_env(tmp_path: Path) -> None:
-    c = config.load({"MOUNTFS_CONFIG": str(tmp_path / "missing.toml")})
+    c = config.load({"MOUNTFS_CONFIG": os.devnull})
     assert c.store.endswith("mountfs/store") and c.cache_dir.endswith("mountfs")
     assert c.cache_size == 20 << 30
 
@@ -41,8 +41,10 @@ def test_sizes(text: str, value: int) -> None:
 
 
 def test_bad_size_and_bad_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot read size"):
-        config.load({"MOUNTFS_CONFIG": str(tmp_path / "none.toml"), "MOUNTFS_CACHE_SIZE": "lots"})
+    # kept for what uses the cache (Config.require), so a command that needs none still works
+    cfg = config.load({"MOUNTFS_CONFIG": os.devnull, "MOUNTFS_CACHE_SIZE": "lots"})
+    with pytest.raises(ConfigError, match="MOUNTFS_CACHE_SIZE: cannot read size 'lots'"):
+        cfg.require("cache_size")
     bad = tmp_path / "bad.toml"
     bad.write_text("store = [unclosed\n")
     with pytest.raises(ConfigError, match="bad.toml"):
@@ -51,6 +53,7 @@ def test_bad_size_and_bad_file(tmp_path: Path) -> None:
 
 def test_realtime_switch(tmp_path: Path) -> None:
     f = tmp_path / "c.toml"
+    f.write_text("")
     assert config.load({"MOUNTFS_CONFIG": str(f)}).realtime is True
     f.write_text("realtime = false\n")
     assert config.load({"MOUNTFS_CONFIG": str(f)}).realtime is False
@@ -78,7 +81,7 @@ def test_one_rule_for_the_mountfs_settings(tmp_path: Path) -> None:
         "mountpoint": ('"/file"', "/env", "/flag", ("/file", "/env", "/flag")),
         "run_dir": ('"/file"', "/env", "/flag", ("/file", "/env", "/flag")),
     }
-    missing = {"MOUNTFS_CONFIG": str(tmp_path / "none.toml"), "XDG_RUNTIME_DIR": "/xdg"}
+    missing = {"MOUNTFS_CONFIG": os.devnull, "XDG_RUNTIME_DIR": "/xdg"}
     defaults = config.load(missing)
     assert defaults.mountpoint == "/datasets" and defaults.cache_size == 20 << 30
     if os.geteuid() != 0:
@@ -117,11 +120,11 @@ def test_s3_settings_follow_the_rule(tmp_path: Path) -> None:
     from mountfs.backends.s3 import _settings_from_config
 
     # default: nothing set, AWS (boto's own chain finds credentials), TLS verified
-    bare = config.load({"MOUNTFS_CONFIG": str(tmp_path / "none.toml")}).s3_options()
+    bare = config.load({"MOUNTFS_CONFIG": os.devnull}).s3_options()
     assert (bare.key, bare.secret, bare.region, bare.endpoint_url, bare.addressing_style, bare.verify) == (
         None, None, None, None, None, True)
     # the services' variables, below the file
-    env_only = config.load({"MOUNTFS_CONFIG": str(tmp_path / "none.toml"), **AWS_ENV}).s3_options()
+    env_only = config.load({"MOUNTFS_CONFIG": os.devnull, **AWS_ENV}).s3_options()
     assert (env_only.key, env_only.secret, env_only.session_token, env_only.region, env_only.profile,
             env_only.verify) == ("env-key", "env-secret", "env-token", "us-west-2", "env-profile", False)
     # the file beats them: [s3] for AWS, the host's entry before [s3] for s3://host:port
@@ -148,7 +151,7 @@ def test_s3_settings_follow_the_rule(tmp_path: Path) -> None:
 
 
 def test_s3_endpoint_of_aws_urls(tmp_path: Path) -> None:
-    none = str(tmp_path / "none.toml")
+    none = os.devnull
     env = {"MOUNTFS_CONFIG": none, "AWS_ENDPOINT_URL": "http://generic:1", "AWS_ENDPOINT_URL_S3": "http://s3:1"}
     assert config.load(env).s3_options().endpoint_url == "http://s3:1"
     assert config.load({**env, "AWS_ENDPOINT_URL_S3": ""}).s3_options().endpoint_url == "http://generic:1"
@@ -171,7 +174,7 @@ def test_tuning_values_are_typed_and_checked(tmp_path: Path) -> None:
 
 
 def test_gs_settings_follow_the_rule(tmp_path: Path) -> None:
-    none = str(tmp_path / "none.toml")
+    none = os.devnull
     assert config.load({"MOUNTFS_CONFIG": none}).gs_options() == config.GsOptions()
     env = {"MOUNTFS_CONFIG": none, "STORAGE_EMULATOR_HOST": "127.0.0.1:9023",
            "GOOGLE_APPLICATION_CREDENTIALS": "/env.json", "GOOGLE_CLOUD_PROJECT": "env-project",
@@ -192,7 +195,7 @@ def test_gs_settings_follow_the_rule(tmp_path: Path) -> None:
 def test_azure_settings_follow_the_rule(tmp_path: Path) -> None:
     from mountfs.backends.azure import _settings_from_config
 
-    none = str(tmp_path / "none.toml")
+    none = os.devnull
     assert config.load({"MOUNTFS_CONFIG": none}).azure_options() == config.AzureOptions()
     env = {"MOUNTFS_CONFIG": none, "AZURE_STORAGE_KEY": "env-key", "AZURE_STORAGE_SAS_TOKEN": "env-sas"}
     from_env = config.load(env).azure_options()
@@ -239,7 +242,7 @@ def test_the_sdk_reads_the_config_file_once_per_process(tmp_path: Path, monkeypa
     from mountfs import Dataset
     from mountfs.errors import NotFound
 
-    cfg_file = tmp_path / "config.toml"  # the file tests/conftest.py names in MOUNTFS_CONFIG
+    cfg_file = Path(os.environ["MOUNTFS_CONFIG"])  # the file tests/conftest.py names
     monkeypatch.delenv("MOUNTFS_STORE")
     cfg_file.write_text(f'store = "{tmp_path / "first"}"\n')
     ds = Dataset.create(dataset_name="once", dataset_project="p")
@@ -283,3 +286,82 @@ def test_only_config_reads_the_environment_and_the_config_file() -> None:
                 if path.name != "config.py" or path.parent != _PKG for hit in _environment_reads(path)]
     assert not problems, f"only mountfs/config.py may read the environment or the config file: {problems}"
     assert _environment_reads(_PKG / "config.py"), "the probe finds config.py's own reads"
+
+
+# --- errors that name where they came from (issue 16) ------------------------------------------
+
+
+def test_sizes_are_exact_and_bounded() -> None:
+    assert config.parse_size("99999999999999999") == 99999999999999999  # no float rounding
+    assert config.parse_size("1.5G") == 3 << 29 and config.parse_size("0.5k") == 512
+    assert config.parse_size(config.MAX_SIZE) == config.MAX_SIZE
+    with pytest.raises(ConfigError, match=r"^X: size '99999999999999999999999T' is more than 1.0 EiB"):
+        config.parse_size("99999999999999999999999T", "X")
+    with pytest.raises(ConfigError, match="a size must be a number of bytes or a string"):
+        config.parse_size(True)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"^Y: a chunk cache of 10 B is too small: give at least 1.0 MiB"):
+        config.parse_cache_size("10", "Y")
+    assert config.parse_cache_size("1M") == config.MIN_CACHE_SIZE
+
+
+def test_an_unusable_cache_size_is_kept_for_what_uses_the_cache(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text('cache_size = "0"\ncache_min_free = "much"\n')
+    cfg = config.load({"MOUNTFS_CONFIG": str(f)})
+    assert cfg.cache_size == 20 << 30  # the default stands in; only require() fails
+    with pytest.raises(ConfigError, match=f"cache_size in {f}: a chunk cache of 0 B is too small"):
+        cfg.require("cache_size")
+    with pytest.raises(ConfigError, match=f"cache_min_free in {f}: cannot read size 'much'"):
+        cfg.require("cache_min_free")
+    # the variable wins over the file, and a good value there clears the file's problem
+    fixed = config.load({"MOUNTFS_CONFIG": str(f), "MOUNTFS_CACHE_SIZE": "2G"})
+    assert fixed.cache_size == 2 << 30 and "cache_size" not in fixed.unusable
+    # as does an explicit value
+    assert "cache_size" not in cfg.with_overrides(cache_size="1G").unusable
+    with pytest.raises(ConfigError, match="too small"):
+        session.open(cfg).cache
+
+
+def test_a_config_file_that_is_not_utf8_or_not_there_is_named(tmp_path: Path) -> None:
+    f = tmp_path / "latin1.toml"
+    f.write_bytes('store = "/données"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=f"cannot read config file {f}: it is not UTF-8 text"):
+        config.load({"MOUNTFS_CONFIG": str(f)})
+    with pytest.raises(ConfigError, match=f"config file {tmp_path / 'gone.toml'} \\(named by MOUNTFS_CONFIG\\) "
+                                          "does not exist"):
+        config.load({"MOUNTFS_CONFIG": str(tmp_path / "gone.toml")})
+    assert config.load({"MOUNTFS_CONFIG": os.devnull}).store == config.default_store()
+
+
+@pytest.mark.parametrize("text, says", [
+    ("store = 5\n", "store in {} must be a string (in quotes), not int 5"),
+    ('[mountfs]\nrun_dir = ["/a"]\n', "run_dir in {} must be a string (in quotes), not list"),
+    ('s3 = "x"\n', "s3 in {} must be a table ([s3] with its settings below it), not str 'x'"),
+    ('gs = 1\n', "gs in {} must be a table"),
+    ('[s3]\nhosts = "x"\n', "s3.hosts in {} must be a table"),
+    ('[s3.hosts]\n"h:1" = 2\n', 's3.hosts."h:1" in {} must be a table'),
+    ('cache_size = [1]\n', "cache_size in {}: a size must be a number of bytes or a string"),
+])
+def test_a_setting_of_the_wrong_type_names_the_key_and_the_type(tmp_path: Path, text: str, says: str) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text(text)
+    try:
+        cfg = config.load({"MOUNTFS_CONFIG": str(f)})
+        cfg.require("cache_size")
+    except ConfigError as exc:
+        assert says.format(f) in str(exc), exc
+    else:
+        raise AssertionError("no error")
+
+
+@pytest.mark.allow_warnings
+def test_unknown_keys_are_named_with_the_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text('cache_sise = "1G"\n[azure]\nconection_string = "x"\n[external]\nallow = []\nalow = 1\n[extra]\n')
+    config.load({"MOUNTFS_CONFIG": str(f)})
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"config file {f}: unknown settings cache_sise, extra, azure.conection_string, external.alow ignored (a typo?)"]
+    caplog.clear()
+    f.write_text('store = "/s"\n[s3]\nregion = "r"\n[s3.hosts."h:1"]\nkey = "k"\n')
+    config.load({"MOUNTFS_CONFIG": str(f)})
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]

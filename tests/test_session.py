@@ -4,7 +4,12 @@ session opens for the SDK (stores, catalog, cache, external sources and folders)
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import os
+import select
+import struct
+import sys
+import termios
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from mountfs import config, session
+from mountfs.store.format import NoStore
 from mountfs.backends.retry import RetryingBackend
 from mountfs.errors import PermissionDenied
 
@@ -97,6 +103,11 @@ def test_the_store_the_catalog_and_the_cache_are_opened_on_first_use(tmp_path: P
     assert sess.cache is sess.cache
     assert not (tmp_path / "lazy-store").exists()  # cache commands need no store
     assert sess.catalog is sess.catalog
+    assert list(sess.catalog.find()) == []  # a missing store reads as empty in the SDK...
+    assert not (tmp_path / "lazy-store").exists()  # ...and reading never creates it
+    with pytest.raises(NoStore, match="no mountfs store at .*lazy-store"):
+        sess.store()
+    assert sess.create_store() is sess.store()  # a write that makes a dataset starts it
     assert (tmp_path / "lazy-store" / "mountfs.json").is_file()
     assert sess.store() is sess.store("") is sess.store(str(tmp_path / "lazy-store"))
     assert sess.store(str(tmp_path / "elsewhere")) is not sess.store()
@@ -135,12 +146,29 @@ def test_default_workers(given: int | None, expected: int) -> None:
     assert session.default_workers(given) == expected
 
 
-def test_progress_bar_only_when_enabled(capsys: pytest.CaptureFixture[str]) -> None:
+def test_progress_bar_only_when_enabled_and_on_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     with session.progress_bar(100, "copying", enabled=False) as advance:
         advance(100)
     assert capsys.readouterr().err == ""
-    with session.progress_bar(3 << 20, "copying", enabled=True) as advance:
-        with ThreadPoolExecutor(4) as pool:
-            list(pool.map(advance, [1 << 20] * 3))
-    err = capsys.readouterr().err
-    assert "copying" in err and "3.00M" in err
+    # stderr is no terminal here (captured): no frames, even when asked for
+    with session.progress_bar(100, "copying", enabled=True) as advance:
+        advance(100)
+    assert capsys.readouterr().err == ""
+    master, slave = os.openpty()
+    # a terminal of 0 rows (a new pty's) hides tqdm's bar: give it a size as a real one has
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    with os.fdopen(slave, "w") as tty:
+        monkeypatch.setattr(sys, "stderr", tty)
+        with session.progress_bar(3 << 20, "copying", enabled=True) as advance:
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(advance, [1 << 20] * 3))
+        tty.flush()
+        monkeypatch.undo()
+    try:
+        assert select.select([master], [], [], 5)[0], "no bar on the terminal"
+        shown = os.read(master, 65536).decode()
+    finally:
+        os.close(master)
+    assert "copying" in shown and "3.00M" in shown

@@ -12,7 +12,8 @@ from ..backends import Backend, open_backend
 from ..backends.retry import RetryingBackend
 from ..errors import IntegrityError, ObjectNotFound, UsageError
 from . import manifest as manifest_codec
-from .format import ChunkParams, read_or_init
+from . import format as store_format
+from .format import ChunkParams
 from .manifest import ChunkRef, FileEntry
 from .layout import INDEX, Manifest, Pack, PackIndex, parse_pack_key
 from .packs import PackedChunk, decode_chunk, decode_footer
@@ -30,9 +31,17 @@ class Store:
     """Bytes of datasets in one store: chunks in packs, and manifests."""
 
     def __init__(self, backend: Backend, create: bool = True):
+        """Open the store at ``backend``; ``create``: start one there when there is none
+        (``store.format.init``), else ``NoStore`` (``store.format.read``)."""
         self.backend = backend
         self.url = backend.url
-        self.params: ChunkParams = read_or_init(backend, create=create)
+        self.params: ChunkParams
+        #: this open wrote the format object: the store is new
+        self.created: bool
+        if create:
+            self.params, self.created = store_format.init(backend)
+        else:
+            self.params, self.created = store_format.read(backend), False
         self._index: dict[bytes, ChunkRef] = {}
         self._indexed_packs: set[str] = set()
         self._skipped_indexes: set[str] = set()  # index keys already warned about

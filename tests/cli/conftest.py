@@ -29,8 +29,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
     work.mkdir()
     monkeypatch.setenv("MOUNTFS_STORE", str(store))
     monkeypatch.setenv("MOUNTFS_CACHE_DIR", str(cache))
-    # no config file from the user's home
-    monkeypatch.setenv("MOUNTFS_CONFIG", str(tmp_path / "absent-config.toml"))
+    # no config file from the user's home: tests/conftest.py names an empty one of the test's own
     monkeypatch.chdir(work)
     data = tmp_path / "data"
     (data / "train").mkdir(parents=True)
@@ -72,6 +71,16 @@ class Cli:
 @pytest.fixture
 def mountfs() -> Cli:
     return Cli()
+
+
+@pytest.fixture
+def empty_store(env: Env) -> Path:
+    """The test's store, started with no datasets in it: a command pointed at a missing store says
+    "no mountfs store at ..." instead of what a test of an empty catalog wants to see."""
+    from mountfs.session import current
+
+    current().create_store()
+    return env.store
 
 
 @pytest.fixture

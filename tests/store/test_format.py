@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from mountfs.backends.file import FileBackend
-from mountfs.errors import IntegrityError, StoreError
-from mountfs.store.format import FORMAT_VERSION, ChunkParams, read_or_init
+from mountfs.errors import IntegrityError, NotFound, StoreError, UsageError
+from mountfs.store.format import FORMAT_VERSION, ChunkParams, NoStore, init, read, read_or_init
 from mountfs.store.layout import FORMAT_KEY
 from mountfs.store.store import Store
 
@@ -56,9 +56,29 @@ def test_an_older_store_without_a_seed_reads_as_seed_0(tmp_path: Path) -> None:
 
 def test_opening_without_create_refuses_a_folder_that_is_no_store(tmp_path: Path) -> None:
     store = FileBackend(tmp_path)
-    with pytest.raises(StoreError, match=f"{re.escape(str(tmp_path))} is not a mountfs store .*check the store URL"):
+    with pytest.raises(StoreError, match=f"no mountfs store at {re.escape(str(tmp_path))} .*set MOUNTFS_STORE or "
+                                         "--storage to your store, or create a dataset") as info:
         read_or_init(store, create=False)
+    assert isinstance(info.value, NotFound) and info.value.exit_code == 3
     assert list(store.list()) == [], "nothing was written"
+    missing = FileBackend(tmp_path / "typo")
+    with pytest.raises(NoStore):
+        read(missing)
+    assert not (tmp_path / "typo").exists()
+
+
+def test_a_store_is_started_only_where_nothing_else_is(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "photo.jpg").write_bytes(b"mine")
+    with pytest.raises(UsageError, match=f"{re.escape(str(data))} holds files but is not a mountfs store"):
+        init(FileBackend(data))
+    assert sorted(p.name for p in data.rglob("*")) == ["photo.jpg", "sub"], "nothing written into someone's data"
+    # a new folder, or an empty one, is started; the second open finds the store
+    assert init(FileBackend(tmp_path / "new" / "deep")) == (ChunkParams(), True)
+    (tmp_path / "empty").mkdir()
+    assert init(FileBackend(tmp_path / "empty")) == (ChunkParams(), True)
+    assert init(FileBackend(tmp_path / "empty")) == (ChunkParams(), False)
 
 
 def test_a_newer_format_is_refused_with_the_fix(tmp_path: Path) -> None:

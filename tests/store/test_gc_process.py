@@ -160,7 +160,7 @@ def _garbage(tmp_path: Path) -> set[str]:
     ds.add_files(src)
     ds.upload(show_progress=False)
     assert ds.finalize()
-    backend = current().store().backend
+    backend = current().create_store().backend
     before = _listed(backend, PACKS)
     Dataset.delete(dataset_id=ds.id, delete_files=False)
     assert _listed(backend, PACKS) == before  # left for gc
@@ -169,7 +169,7 @@ def _garbage(tmp_path: Path) -> set[str]:
 
 def test_packs_of_an_upload_in_another_process_survive_gc_and_its_finalize_reads_back(
         tmp_path: Path, uploader: Uploader) -> None:
-    backend = current().store().backend
+    backend = current().create_store().backend
     garbage = _garbage(tmp_path)
     src = tmp_path / "inflight-src"
 
