@@ -20,12 +20,16 @@ system-packages:
 
 # pyfuse3 is built first, with the one-line "no open" change (daemon/pyfuse3/README.md),
 # so that installing mountfs finds it and never builds the stock one
+# PYTHONWARNINGS: setuptools' "Editable installation" banner (a warning pip shows even with -q)
 $(STAMP): pyproject.toml daemon/pyfuse3/build.sh
+	@echo "== setting up $(VENV) (once; later runs skip this)"
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	bash daemon/pyfuse3/build.sh $(PY)
-	$(VENV)/bin/pip install -q -e '.[fuse,test]'
+	@echo "== installing mountfs and its dependencies into $(VENV) (about a minute)"
+	PYTHONWARNINGS="ignore:Editable installation" $(VENV)/bin/pip install -q -e '.[fuse,test]'
 	touch $(STAMP)
+	@echo "== $(VENV) is ready"
 
 demo: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash examples/demo.sh

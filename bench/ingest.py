@@ -54,8 +54,8 @@ class Bench(BenchRun):
         self.seeds = SEEDS
 
     def env(self, store: str, cache: str) -> dict[str, str]:
-        # MOUNTFS_CONFIG points at a missing file: a user's config must not change the numbers
-        return clean_env(MOUNTFS_STORE=store, MOUNTFS_CACHE_DIR=cache, MOUNTFS_CONFIG=self.path("no-config.toml"))
+        # MOUNTFS_CONFIG is /dev/null (no settings): a user's config must not change the numbers
+        return clean_env(MOUNTFS_STORE=store, MOUNTFS_CACHE_DIR=cache, MOUNTFS_CONFIG=os.devnull)
 
     def fresh_store(self, key: str) -> str:
         store = self.path(f"store-{key}")

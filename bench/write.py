@@ -144,9 +144,9 @@ class Bench(BenchRun):
         self.doc.setdefault("mounts", []).append(entry)
 
     def env(self, store: str, cache: str) -> dict[str, str]:
-        # MOUNTFS_CONFIG points at a missing file: a user's config must not change the numbers
+        # MOUNTFS_CONFIG is /dev/null (no settings): a user's config must not change the numbers
         return clean_env(MOUNTFS_STORE=store, MOUNTFS_CACHE_DIR=cache, MOUNTFS_RUN_DIR=self.run_dir,
-                         MOUNTFS_CONFIG=self.path("no-config.toml"))
+                         MOUNTFS_CONFIG=os.devnull)
 
     def cold(self) -> None:
         if self.args.no_drop:

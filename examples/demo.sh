@@ -24,7 +24,13 @@ with open(os.path.join(root, "labels.csv"), "w") as fh:
 PY
 
 cd "$work"
-echo "== store: ${MOUNTFS_STORE:-the default folder under your data dir}"
+store=$(python3 -c 'from mountfs.config import process_config; print(process_config().store)' 2>/dev/null) ||
+  store="(unknown: the configuration has an error, which mountfs names below)"
+if [ -n "${MOUNTFS_STORE:-}" ]; then
+  echo "== store: $store (from MOUNTFS_STORE)"
+else
+  echo "== store: $store (the default; MOUNTFS_STORE or a config file picks another)"
+fi
 id=$(mountfs create --project demo --name samples)
 echo "== created draft $id"
 mountfs add --files "$samples"

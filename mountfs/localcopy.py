@@ -45,6 +45,8 @@ _WRITE = os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _OPEN_DIRS = 64
 #: what opening a name without following it says when a link (or a file) stands where a folder or file must be
 _IN_THE_WAY = (errno.ELOOP, errno.ENOTDIR)
+#: the folders of a cached read-only copy, once filled: nobody adds, removes or renames anything in it
+READ_ONLY_DIR = 0o555
 
 Source = Callable[[str], tuple[Backend, str]]
 
@@ -119,6 +121,8 @@ class _Folder:
         self._lock = threading.Lock()
         #: folders this copy made, parents first
         self.made_dirs: list[str] = []
+        #: whether ``seal`` made the folders read-only
+        self.sealed = False
 
     def close(self) -> None:
         for fd in self._fds.values():
@@ -210,8 +214,22 @@ class _Folder:
             except (OSError, LocalDiskError):
                 return None
 
+    def seal(self) -> None:
+        """Make the root and every folder this copy made read-only (``READ_ONLY_DIR``), through their own fds."""
+        self.sealed = True
+        self._dir_modes(READ_ONLY_DIR)
+
+    def _dir_modes(self, mode: int) -> None:
+        with self._lock:
+            os.fchmod(self._root_fd, mode)
+            for path in self.made_dirs:
+                os.fchmod(self._dir(path, False), mode)
+
     def remove(self, files: Iterable[str]) -> None:
         """Best effort: remove ``files`` (the ones this copy created), then the folders it made, deepest first."""
+        if self.sealed:  # a failure after the last write: writable again first (never a folder left unsealed)
+            with contextlib.suppress(OSError, LocalDiskError):
+                self._dir_modes(0o700)
         with self._lock:
             for path in files:
                 head, _, name = path.rpartition("/")
@@ -239,7 +257,10 @@ def write_tree(
     """Write every entry under the existing folder ``root``: chunks the cache holds are used, the rest come from the store.
 
     Fetched chunks are not added to the cache: the folder itself is the copy,
-    and caching them too would cost a second write of every byte.  On any
+    and caching them too would cost a second write of every byte.  With
+    ``read_only`` the files keep no write bit and, once all are written,
+    ``root`` and every folder in it become ``READ_ONLY_DIR`` (``remove_tree``
+    makes them writable again to remove them).  On any
     failure the files and folders this call created are removed again, so no
     zero-filled file is left looking like data; nothing else is touched.
     """
@@ -268,6 +289,8 @@ def write_tree(
                 for p in batch:
                     files[p.entry.path][1] += 1
             _write_pieces(work, files, folder, store, cache, read_only, max_workers, progress, source)
+            if read_only:  # last: its folders were written into until now
+                folder.seal()
         except OSError as exc:
             raise _disk_error(exc, root) from None
     except BaseException:
@@ -389,6 +412,7 @@ def build_cached_copy(
 ) -> str:
     """Build (or reuse) the read-only copy at ``target``; it is complete or it is not there."""
     if copy_is_complete(target, entries):
+        _set_dir_modes(target, READ_ONLY_DIR)  # one built before folders were sealed too
         return target
     parent = os.path.dirname(target.rstrip("/"))
     building = f"{target}.building-{os.getpid()}-{os.urandom(3).hex()}"
@@ -444,8 +468,33 @@ def build_mutable_copy(
     return target
 
 
+def _set_dir_modes(path: str, mode: int | None) -> None:
+    """Set every folder of the tree at ``path`` to ``mode`` (None: add the owner's rwx), best effort.
+
+    Each folder is opened without following a link and changed through its own
+    fd; links to folders are neither entered nor changed."""
+    for top, _, _ in os.walk(path):
+        with contextlib.suppress(OSError):
+            fd = os.open(top, _DIR)
+            try:
+                old = stat.S_IMODE(os.fstat(fd).st_mode)
+                new = old | 0o700 if mode is None else mode
+                if new != old:
+                    os.fchmod(fd, new)
+            finally:
+                os.close(fd)
+
+
+def _unseal(path: str) -> None:
+    """Give the owner back write access to every folder of the tree at ``path`` (a cached copy's are read-only)."""
+    _set_dir_modes(path, None)
+
+
 def remove_tree(path: str) -> None:
-    """Remove a file, a link (not what it points to) or a folder tree, read-only parts included."""
+    """Remove a file, a link (not what it points to) or a folder tree, read-only parts included.
+
+    Every place that removes a cached copy (replacing an incomplete one, a
+    failed build) comes here: its folders are made writable first."""
     def onerror(func: Callable[[str], object], p: str, exc_info: object) -> None:
         # a read-only folder stops the removal: make it writable and retry, but chmod only real
         # folders (lstat), never through a link to somewhere else
@@ -460,6 +509,7 @@ def remove_tree(path: str) -> None:
     if not os.path.lexists(path):
         return
     if os.path.isdir(path) and not os.path.islink(path):
+        _unseal(path)
         shutil.rmtree(path, onerror=onerror)
     else:
         os.unlink(path)

@@ -116,7 +116,7 @@ def test_external_entries_need_a_source(tmp_path: Path) -> None:
     root = tmp_path / "out"
     root.mkdir()
     with pytest.raises(UsageError, match="external files but no way to open their sources"):
-        localcopy.write_tree([entry], current().store(), current().cache, str(root), read_only=True, max_workers=1)
+        localcopy.write_tree([entry], current().create_store(), current().cache, str(root), read_only=True, max_workers=1)
     assert os.listdir(root) == []
 
 
@@ -146,6 +146,7 @@ def test_copy_is_complete_checks_marker_count_and_every_file(tmp_path: Path) -> 
     a.write_bytes(b"aaaa-longer")
     os.utime(a, ns=(entries[1].mtime_ns, entries[1].mtime_ns))
     assert not localcopy.copy_is_complete(target, entries)  # another size
+    os.chmod(a.parent, 0o755)  # the copy's folders are read-only
     a.unlink()
     a.symlink_to(src / "sub" / "a.txt")  # the right bytes, but not a plain file of the copy
     assert not localcopy.copy_is_complete(target, entries)
@@ -293,3 +294,83 @@ def test_remove_tree_removes_read_only_trees_and_links_not_their_targets(home: P
     assert (outside / "keep").read_bytes() == b"not the tree's"
     assert stat.S_IMODE(os.stat(outside).st_mode) == 0o555  # never chmod-ed through the link
     os.chmod(outside, 0o755)
+
+
+# ------------------------------------------------- a cached copy is read-only throughout
+
+
+def _modes(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): stat.S_IMODE(p.lstat().st_mode) for p in [root, *root.rglob("*")]}
+
+
+def test_a_cached_copy_has_read_only_folders_and_is_still_replaced_and_removed(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "sub" / "deeper").mkdir(parents=True)
+    (src / "sub" / "deeper" / "a.txt").write_bytes(b"a")
+    (src / "b.sh").write_bytes(b"b")
+    os.chmod(src / "b.sh", 0o775)
+    ds = _final(src)
+    entries = _entries(ds)
+    cache = current().cache
+    target = tmp_path / "copies" / ds.id
+    localcopy.build_cached_copy(entries, ds.storage, cache, str(target), max_workers=2)
+    modes = _modes(target)
+    assert {k: v for k, v in modes.items() if (target / k).is_dir()} == {
+        ".": localcopy.READ_ONLY_DIR, "sub": 0o555, "sub/deeper": 0o555}
+    assert modes["b.sh"] == 0o555 and modes["sub/deeper/a.txt"] == 0o444  # no write bit anywhere
+    if os.geteuid() != 0:  # root ignores modes
+        for where in (target / "x", target / "sub" / "x"):
+            with pytest.raises(PermissionError):
+                where.touch()
+    # an incomplete copy (its marker gone) is built again and replaces the read-only one
+    inode = os.stat(target / "b.sh").st_ino
+    Path(str(target) + ".complete").unlink()
+    localcopy.build_cached_copy(entries, ds.storage, cache, str(target), max_workers=2)
+    assert os.stat(target / "b.sh").st_ino != inode and _files(target) == {"b.sh": b"b", "sub/deeper/a.txt": b"a"}
+    assert sorted(os.listdir(target.parent)) == [ds.id, ds.id + ".complete"]
+    # a complete copy made before folders were sealed is sealed when it is reused
+    os.chmod(target / "sub", 0o755)
+    inode = os.stat(target / "b.sh").st_ino
+    localcopy.build_cached_copy(entries, ds.storage, cache, str(target), max_workers=2)
+    assert os.stat(target / "b.sh").st_ino == inode and _modes(target)["sub"] == 0o555
+    localcopy.remove_tree(str(target))
+    assert not target.exists()
+
+
+def test_a_copy_that_fails_after_sealing_removes_what_it_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "a.txt").write_bytes(b"a")
+    ds = _final(src)
+    real_seal = localcopy._Folder.seal
+
+    def seal_then_fail(self: localcopy._Folder) -> None:
+        real_seal(self)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(localcopy._Folder, "seal", seal_then_fail)
+    target = tmp_path / "copies" / "v"
+    with pytest.raises(LocalDiskError, match="no space left"):
+        localcopy.build_cached_copy(_entries(ds), ds.storage, current().cache, str(target), max_workers=1)
+    assert os.listdir(target.parent) == []  # no building folder left, read-only or not
+
+
+def test_a_cached_copy_seen_by_another_user_cannot_be_changed(home: Path) -> None:
+    """As the copy's owner would be refused by its modes (root ignores them): a user for whom the copy's
+    folders are as they are for the owner (0555 all round), one under /tmp it can reach."""
+    home.mkdir()
+    src = home / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "a.txt").write_bytes(b"a")
+    ds = _final(src)
+    target = home / "copy"
+    localcopy.build_cached_copy(_entries(ds), ds.storage, current().cache, str(target), max_workers=1)
+    if os.geteuid() == 0:
+        for p in [target, *target.rglob("*")]:
+            os.lchown(p, 65534, 65534)  # the owner is nobody now, for whom modes count
+    cmd = ["touch", str(target / "x"), str(target / "sub" / "x")]
+    if os.geteuid() == 0:
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", *cmd]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode != 0 and res.stderr.count("Permission denied") == 2, res.stderr
+    assert sorted(os.listdir(target)) == ["sub"]

@@ -26,6 +26,9 @@ if [ "${FORCE:-0}" != 1 ] && "$PY" -c "$check" "$LOCAL_VERSION" 2>/dev/null; the
   exit 0
 fi
 
+# the one slow step of `make setup`, silent otherwise (pip -q): say what it is and how long it takes
+echo "building pyfuse3 $VERSION from source with the mountfs no-open change (Cython, then a C compile):"
+echo "  this takes about 5 to 10 minutes on 2 cores, once; later runs find it installed"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 

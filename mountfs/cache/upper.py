@@ -49,7 +49,6 @@ T = TypeVar("T")
 UPPER_BASE = 1 << 32
 _U64 = struct.Struct(">Q")
 _U64x2 = struct.Struct(">QQ")
-UPPER_FORMAT = 1
 
 
 @dataclass(slots=True)
@@ -209,12 +208,9 @@ class Upper:
             self.close()
             raise
 
-    def has_changes_txn(self, txn: Any) -> bool:
-        return bool(txn.stat(self._nodes)["entries"])
-
     def has_changes(self) -> bool:
         with self.cenv.begin() as txn:
-            return self.has_changes_txn(txn)
+            return bool(txn.stat(self._nodes)["entries"])
 
     @property
     def cenv(self) -> CacheEnv:

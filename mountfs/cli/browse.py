@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ..catalog import names
 from ..sdk import Dataset
 from ..errors import IntegrityError, StateError, UsageError
 from ..session import current
@@ -116,6 +117,8 @@ def info(sel: Selector, as_json: bool) -> None:
 @_json
 def list_files(sel: Selector, patterns: tuple[str, ...], modified: bool, as_json: bool) -> None:
     """List the files of a version with their sizes."""
+    for pattern in patterns:  # checked here to name the option; the SDK names its parameter
+        names.check_dataset_path(pattern, "--filter")
     ds = resolve(sel)
     entries = ds.file_entries_dict
     if patterns:
@@ -164,6 +167,10 @@ def get(
     """
     if (part is None) != (num_parts is None):
         raise UsageError("--part and --num-parts go together")
+    if part is not None and num_parts is not None and part >= num_parts:
+        raise UsageError(f"--part {part} is not a slice of --num-parts {num_parts}: give --part 0 to {num_parts - 1}")
+    for pattern in files:  # checked here to name the option; the SDK names its parameter
+        names.check_dataset_path(pattern, "--files")
     if copy_to and link_at:
         raise UsageError("--copy DIR and --link DIR are alternatives: a writable copy, or links to a read-only one")
     if overwrite and not (copy_to or link_at):
@@ -203,7 +210,7 @@ def get(
 def _report_folder(ds: Dataset, path: str) -> None:
     """--verbose: each file of the folder, then a count, on stderr (stdout stays the folder alone)."""
     found = sorted(
-        os.path.relpath(os.path.join(top, f), path) for top, _, names in os.walk(path) for f in names
+        os.path.relpath(os.path.join(top, f), path) for top, _, here in os.walk(path) for f in here
     )
     for rel in found:
         click.echo(printable(rel), err=True)

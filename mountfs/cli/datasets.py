@@ -9,10 +9,11 @@ from typing import Any, Callable, TypeVar
 import click
 
 from ..cache import upper
+from ..catalog import names
 from ..errors import MountfsError, StateError, UsageError
 from ..sdk import Dataset
 from ..session import current
-from . import draft, writable
+from . import writable
 from .common import (
     Command, ListOption, Selector, as_list, dataset_selector, describe, id_option, open_draft, remember,
     remembered_draft, resolve, show_progress,
@@ -113,6 +114,8 @@ def add(
     """
     if not files and not links:
         raise UsageError("give --files PATH... and/or --links URL...")
+    if dataset_folder is not None:  # checked here to name the option; the SDK names its parameter
+        names.check_dataset_path(dataset_folder, "--dataset-folder")
     ds = open_draft(dataset_id, "add files")
     # check every path first, so a typo in the last one leaves the draft untouched
     for path in files:
@@ -140,6 +143,9 @@ def add(
 @_verbose
 def remove(dataset_id: str | None, files: tuple[str, ...], non_recursive: bool, verbose: bool) -> None:
     """Remove files from a draft by path, folder or wildcard."""
+    for pattern in files:  # checked here to name the option; the SDK names its parameter
+        if "://" not in pattern:
+            names.check_dataset_path(pattern, "--files")
     ds = open_draft(dataset_id, "remove files")
     removed = sum(ds.remove_files(p, recursive=not non_recursive, verbose=verbose) for p in files)
     click.echo(f"{removed} file(s) removed from {describe(ds)}")
@@ -193,7 +199,6 @@ def close(
         click.echo(f"dropped the writable copy's changes of {describe(ds)}")
         return
     if ds.is_final():
-        draft.forget(ds.id)
         click.echo(f"{describe(ds)} is already finalized")
         return
     if no_upload:
@@ -203,8 +208,9 @@ def close(
             )
     elif storage or ds.is_dirty():
         _upload(ds, storage, chunk_size, max_workers, no_compression, verbose)
+    # still remembered (as clearml-data keeps its last dataset): `info` and `list` show it without --id,
+    # and `add` says it is finalized
     ds.finalize(verbose=verbose)
-    draft.forget(ds.id)
     rec = ds.record
     click.echo(f"finalized {describe(ds)}: {rec.file_count} file(s), {human_size(rec.total_size)}")
 
@@ -317,8 +323,7 @@ def sync(
         return
     if ds.is_dirty() or (storage and not creating):
         _upload(ds, storage if not creating else None, None, max_workers, False, verbose)
-    ds.finalize(verbose=verbose)
-    draft.forget(ds.id)
+    ds.finalize(verbose=verbose)  # a remembered draft stays remembered, as `close` leaves it
     rec = ds.record
     click.echo(f"finalized {describe(ds)}: {rec.file_count} file(s), {human_size(rec.total_size)}")
 

@@ -1,9 +1,12 @@
-"""The draft remembered in the working directory, so ``add``/``upload``/``close`` need no ``--id``.
+"""The dataset remembered in the working directory, so ``add``/``upload``/``close`` need no ``--id``.
 
 Like ``clearml-data``, ``mountfs create`` writes the new draft's id to a small
-state file in the current folder; ``close`` forgets it once the version is
-finalized.  The file is per folder, so two shells in two folders can build
-two datasets side by side.
+state file in the current folder.  ``close`` keeps it there, as
+``clearml-data`` keeps its last dataset for the next command: ``info``,
+``list`` and the other reading commands show the new version without
+``--id``, and ``add`` says that it is finalized.  The next ``create``
+replaces it; ``delete`` of that dataset forgets it.  The file is per folder,
+so two shells in two folders can build two datasets side by side.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ def save(draft: RememberedDraft) -> str:
 
 
 def forget(dataset_id: str) -> None:
-    """Drop the remembered draft if it is ``dataset_id`` (a finalized version is no draft)."""
+    """Drop the remembered dataset if it is ``dataset_id`` (it was deleted)."""
     try:
         current = load()
     except ConfigError:

@@ -10,7 +10,7 @@ import click
 from .. import __version__, session
 from ..config import Config
 from ..errors import ConfigError, MountfsError
-from . import browse, datasets, gc, mounts, moving, writable
+from . import browse, datasets, gc, mounts, moving, output, writable
 from .common import CliState, logging_to_stderr
 
 #: other names a command answers to (clearml-data says ``close``, the SDK ``finalize``)
@@ -23,15 +23,25 @@ class MountfsGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return super().get_command(ctx, ALIASES.get(cmd_name, cmd_name))
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.exceptions.UsageError as exc:  # the group's own options: `mountfs --bogus`
+            _usage_error(ctx, exc)
+
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug"))
         with logging_to_stderr(debug):
             try:
                 return super().invoke(ctx)
-            except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, BrokenPipeError):
+            except click.exceptions.UsageError as exc:
+                _usage_error(ctx, exc)
+            except click.exceptions.ClickException as exc:
+                _fail(ctx, exc.format_message(), exc.exit_code, debug)
+            except (click.exceptions.Exit, click.exceptions.Abort, BrokenPipeError):
                 raise  # click reports these itself
             except MountfsError as exc:
-                _fail(ctx, str(exc), exc.exit_code, debug)
+                _fail(ctx, output.cli_words(str(exc), ctx.invoked_subcommand), exc.exit_code, debug)
             except OSError as exc:
                 _fail(ctx, _os_message(exc), 1, debug)
             except Exception as exc:  # noqa: BLE001 - the CLI must never end in a bare traceback
@@ -43,6 +53,16 @@ def _os_message(exc: OSError) -> str:
     if exc.filename is not None and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
     return str(exc) or type(exc).__name__
+
+
+def _usage_error(ctx: click.Context, exc: click.exceptions.UsageError) -> NoReturn:
+    """click's usage errors as one line too, naming the help to read: not click's usage block of four."""
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+        raise exc  # `mountfs` alone: the help is the answer
+    where = (exc.ctx or ctx).command_path
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    click.echo(f"mountfs: error: {message} (see `{where} --help`)", err=True)
+    ctx.exit(exc.exit_code)
 
 
 def _fail(ctx: click.Context, message: str, code: int, debug: bool) -> NoReturn:
@@ -80,7 +100,13 @@ def cli(ctx: click.Context, storage: str | None, debug: bool) -> None:
         ctx.obj = CliState(debug=debug)
         return
     ctx.obj = CliState(debug=debug, config=cfg)
-    ctx.with_resource(session.use(cfg))
+    # a command reading a store that is not there says so (a typo in MOUNTFS_STORE must not read as
+    # "no datasets"); the commands that make a dataset start one, and it is said once
+    ctx.with_resource(session.use(cfg, missing_store_is_error=True, on_store_created=_say_created))
+
+
+def _say_created(url: str) -> None:
+    click.echo(f"mountfs: created a new mountfs store at {url}", err=True)
 
 
 for _cmd in (
@@ -96,5 +122,10 @@ for _cmd in (
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point (``mountfs = "mountfs.cli:main"``)."""
-    cli.main(args=list(argv) if argv is not None else None, prog_name="mountfs")
+    """Console-script entry point (``mountfs = "mountfs.cli:main"``).
+
+    A closed stdout or stderr (``mountfs ... | head -1``) drops the output nobody reads; the command
+    still does all it was asked and exits with its usual status (``output.pipe_safe_streams``).
+    """
+    with output.pipe_safe_streams():
+        cli.main(args=list(argv) if argv is not None else None, prog_name="mountfs")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -12,16 +11,12 @@ from typing import Any
 
 import click
 
-from ..catalog.names import check_version
 from ..daemon import control, mounts
 from ..daemon.main import serve
 from ..errors import MountfsError, NotFound, UsageError
 from ..session import current
-from .common import Selector, dataset_selector, resolve, show_progress
+from .common import Selector, dataset_selector, resolve, selector_from, show_progress
 from .output import echo_json, echo_table, human_size
-
-_ID_RE = re.compile(r"^[0-9a-f]{20}$")
-
 
 def _run_dir() -> str:
     # commands that only talk to daemons must work when the store is unreachable: no session
@@ -30,46 +25,38 @@ def _run_dir() -> str:
     return process_config().run_dir
 
 
-def _selector_from(spec: str | None, sel: Selector) -> Selector:
-    """``DATASET`` may be an id or ``project/name[/version]``; else the options say."""
-    if spec is None:
-        return sel
-    if _ID_RE.match(spec):
-        return Selector(dataset_id=spec)
-    parts = spec.strip("/").split("/")
-    if len(parts) < 2:
-        raise UsageError(f"cannot read dataset {spec!r}: give an id or project/name[/version]")
-    try:
-        version = check_version(parts[-1])
-        return Selector(project="/".join(parts[:-2]), name=parts[-2], version=version)
-    except UsageError:
-        return Selector(project="/".join(parts[:-1]), name=parts[-1])
-
-
 @click.command("mount")
 @click.argument("args", nargs=-1, required=True, metavar="[DATASET] DIR")
 @dataset_selector
 @click.option("--writable", is_flag=True,
               help="Mount a writable copy: of a finalized version, a new draft child of it; of a draft, that draft.")
 @click.option("--foreground", is_flag=True, help="Stay in the foreground (logs to stderr) instead of detaching.")
+@click.option("--nonempty", is_flag=True, help="Mount even if DIR has files in it (hidden while mounted).")
 @click.pass_context
-def mount(ctx: click.Context, args: tuple[str, ...], sel: Selector, writable: bool, foreground: bool) -> None:
+def mount(ctx: click.Context, args: tuple[str, ...], sel: Selector, writable: bool, foreground: bool,
+          nonempty: bool) -> None:
     """Mount one finalized version read-only at DIR, or a writable copy (--writable).
 
     DATASET is an id or project/name[/version]; or name it with --id or
     --project/--name/--version. The daemon detaches; `mountfs umount DIR` stops it.
     A writable copy becomes a new version with `mountfs close DIR`.
+
+    DIR must be an empty folder (or pass --nonempty); a missing DIR is created
+    if its parent exists, and removed again at unmount.
     """
     if len(args) > 2:
         raise UsageError("give at most DATASET and DIR")
     spec, target = (args[0], args[1]) if len(args) == 2 else (None, args[0])
-    ds = resolve(_selector_from(spec, sel), only_completed=not writable)
-    if writable:
-        ds = writable_draft(ds)
-    elif not ds.is_final():
+    ds = resolve(selector_from(spec, sel), only_completed=not writable)
+    if not writable and not ds.is_final():
         raise UsageError(f"dataset {ds.id} is a draft; mount it with --writable, or finalize it first")
     mountpoint = os.path.realpath(target)
-    start_daemon(ctx, mountpoint, ds.id, writable, foreground)
+    if not mounts.mounted_fuse(mountpoint):  # checked before a writable mount makes a draft
+        mounts.check_mountpoint(mountpoint, nonempty)
+    if writable:
+        ds = writable_draft(ds)
+    if start_daemon(ctx, mountpoint, ds.id, writable, foreground, nonempty):
+        click.echo(f"created mountpoint {mountpoint} (removed again at `mountfs umount`)", err=True)
     if writable:
         click.echo(f"mounted a writable copy of {ds.project}/{ds.name} {ds.version} ({ds.id}) at {mountpoint}; "
                    f"`mountfs close {mountpoint}` makes it a version")
@@ -95,15 +82,20 @@ def writable_draft(ds: Any) -> Any:
     return ds
 
 
-def start_daemon(ctx: click.Context, mountpoint: str, dataset_id: str, writable: bool, foreground: bool) -> None:
-    """Run the daemon for one mount (detached unless ``foreground``) and wait until the mount is up."""
+def start_daemon(ctx: click.Context, mountpoint: str, dataset_id: str, writable: bool, foreground: bool,
+                 nonempty: bool = False) -> bool:
+    """Run the daemon for one mount (detached unless ``foreground``) and wait until the mount is up.
+
+    Returns whether the daemon created the mountpoint (a detached one; in the
+    foreground the daemon's log says so itself)."""
     sess = current()
     if foreground:
         if mounts.mounted_fuse(mountpoint) and not mounts.is_stale(mountpoint):
             raise UsageError(f"{mountpoint} is already mounted; run `mountfs umount {mountpoint}` first")
-        serve(sess, mountpoint, dataset_id, ctx.obj.debug, writable)
-        return
-    mounts.start(sess.config.run_dir, sess.catalog_url, mountpoint, dataset_id, writable, ctx.obj.debug)
+        serve(sess, mountpoint, dataset_id, ctx.obj.debug, writable, nonempty)
+        return False
+    return mounts.start(sess.config.run_dir, sess.catalog_url, mountpoint, dataset_id, writable, ctx.obj.debug,
+                        nonempty)
 
 
 @click.command("umount")
@@ -147,7 +139,7 @@ def status(as_json: bool) -> None:
         cache = r["cache"]
         reads = max(1, r["reads"])
         table.append([
-            r["mountpoint"], str(r["pid"]), (r["dataset"] or "catalog") + _pending(r.get("writable")),
+            r["mountpoint"], str(r["pid"]), _serves(r) + _pending(r.get("writable")),
             f"{100 * r['read_hits'] / reads:.0f}%", human_size(r["bytes_fetched"]),
             f"{human_size(cache['size'])} / {human_size(cache['max_size'])}, {r['inflight_fetches']} in flight"
             + (f", {cache['corrupt']} damaged (fetched again)" if cache.get("corrupt") else ""),
@@ -155,6 +147,16 @@ def status(as_json: bool) -> None:
             str(r.get("read_timeouts", 0)),
         ])
     echo_table(["MOUNTPOINT", "PID", "SERVES", "HIT RATE", "FETCHED", "CACHE", "READ TIMEOUTS"], table)
+
+
+def _serves(r: dict[str, Any]) -> str:
+    """What a mount serves, for the SERVES column: ``project/name version (id)``, or ``catalog``."""
+    if not r.get("dataset"):
+        return "catalog"
+    if not r.get("name"):  # a daemon from before the reply named it
+        return str(r["dataset"])
+    where = f"{r['project']}/{r['name']}" if r.get("project") else str(r["name"])
+    return f"{where} {r['version']} ({r['dataset']})"
 
 
 def _pending(w: dict[str, Any] | None) -> str:
@@ -256,7 +258,8 @@ def daemon() -> None:
 
 @daemon.command("run")
 @click.option("--mountpoint", metavar="DIR", help="Where to mount the catalog (default: config, /datasets).")
+@click.option("--nonempty", is_flag=True, help="Mount even if DIR has files in it (hidden while mounted).")
 @click.pass_context
-def daemon_run(ctx: click.Context, mountpoint: str | None) -> None:
+def daemon_run(ctx: click.Context, mountpoint: str | None, nonempty: bool) -> None:
     """Mount the whole catalog at DIR in the foreground: <project>/<name>/<version>/..."""
-    serve(current(), mountpoint, None, ctx.obj.debug)
+    serve(current(), mountpoint, None, ctx.obj.debug, nonempty=nonempty)

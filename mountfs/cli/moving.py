@@ -11,6 +11,7 @@ import click
 from ..errors import UsageError
 from ..sdk import lifecycle
 from ..session import current
+from . import draft
 from .common import Command
 from .output import printable
 
@@ -78,6 +79,7 @@ def delete(dataset_id: str | None, project: str | None, name: str | None, versio
     sess = current()
     deleted = lifecycle.delete(sess, dataset_id, project, name, force, version, entire_dataset)
     for rec in deleted:
+        draft.forget(rec.id)  # the folder's remembered dataset, if it was this one, is gone
         click.echo(f"deleted {rec.id} {printable(rec.project)}/{printable(rec.name)} {printable(rec.version)}")
     if no_gc:
         return

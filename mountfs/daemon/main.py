@@ -33,13 +33,16 @@ def configure_logging(debug: bool) -> None:
     )
 
 
-def serve(sess: Session, mountpoint: str | None, dataset_id: str | None, debug: bool, writable: bool = False) -> None:
+def serve(sess: Session, mountpoint: str | None, dataset_id: str | None, debug: bool, writable: bool = False,
+          nonempty: bool = False) -> None:
     """Mount the catalog (or one version, or a draft's writable copy) in the foreground until unmounted or
-    signalled."""
+    signalled; ``nonempty`` mounts over a folder that has files in it."""
     from .server import run  # pyfuse3 is loaded only by the commands that mount
 
+    # a missing store is an error, not an empty catalog: a typo in its URL must not mount nothing
+    sess.require_store()
     configure_logging(debug)
-    run(sess, mountpoint or sess.config.mountpoint, dataset_id, debug=debug, writable=writable)
+    run(sess, mountpoint or sess.config.mountpoint, dataset_id, debug=debug, writable=writable, nonempty=nonempty)
 
 
 @click.command("mountfsd", context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,13 +50,18 @@ def serve(sess: Session, mountpoint: str | None, dataset_id: str | None, debug: 
 @click.option("--dataset", "dataset_id", metavar="ID", help="Serve only this version at DIR instead of the catalog.")
 @click.option("--storage", metavar="URL", help="Store holding the catalog (default: $MOUNTFS_STORE).")
 @click.option("--writable", is_flag=True, help="Serve the draft --dataset names as a writable copy.")
+@click.option("--nonempty", is_flag=True,
+              help="Mount even if DIR has files in it (hidden while mounted); refused otherwise.")
 @click.option("--debug", is_flag=True, help="Log at DEBUG level.")
-def mountfsd(mountpoint: str | None, dataset_id: str | None, storage: str | None, writable: bool, debug: bool) -> None:
-    """The mountfs daemon: serves the catalog (or one version) through FUSE, in the foreground."""
+def mountfsd(mountpoint: str | None, dataset_id: str | None, storage: str | None, writable: bool, nonempty: bool,
+             debug: bool) -> None:
+    """The mountfs daemon: serves the catalog (or one version) through FUSE, in the foreground.
+
+    A missing DIR is created (its parent must exist) and removed again at unmount."""
     try:
-        serve(current(store=storage), mountpoint, dataset_id, debug, writable)
+        serve(current(store=storage), mountpoint, dataset_id, debug, writable, nonempty)
     except MountfsError as exc:
-        log.error("%s", exc)
+        # said once: a log line as well would print it twice on a terminal and in a mount's log file
         click.echo(f"mountfsd: error: {' '.join(str(exc).split())}", err=True)
         sys.exit(exc.exit_code)
 

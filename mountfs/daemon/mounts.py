@@ -25,6 +25,10 @@ from . import control
 log = logging.getLogger(__name__)
 
 FSNAME = "mountfs"
+#: a mountpoint's log past this size is moved to ``<stem>.log.1`` when a mount starts there
+LOG_MAX_BYTES = 1 << 20
+#: logs of mountpoints not mounted since this long are removed when another mount starts
+LOG_KEEP_SECONDS = 30 * 24 * 3600.0
 
 
 def mounted_fuse(path: str) -> bool:
@@ -75,6 +79,50 @@ def clean_stale(path: str) -> bool:
         log.warning("cleaning stale mount at %s left by a dead daemon", path)
         return unmount(path, lazy=True)
     return False
+
+
+def check_mountpoint(path: str, nonempty: bool = False) -> bool:
+    """Check the folder a mount goes on, as mount(8) would; True when it is missing and must be created.
+
+    Only the last level is ever created: a missing parent is more likely a
+    typo than a wish for a folder chain.  A folder with files in it is refused
+    unless ``nonempty``: the mount would hide them.  Call it after a stale
+    mount at ``path`` was cleaned (listing a dead mount fails).
+    """
+    if not os.path.lexists(path):
+        parent = os.path.dirname(path.rstrip("/")) or "/"
+        if not os.path.isdir(parent):
+            raise UsageError(f"cannot create mountpoint {path}: its parent folder {parent} does not exist; "
+                             "create it first")
+        return True
+    if not os.path.isdir(path):
+        raise UsageError(f"mountpoint {path} is not a folder")
+    if not nonempty:
+        try:
+            with os.scandir(path) as it:
+                busy = next(it, None) is not None
+        except OSError as exc:
+            raise UsageError(f"cannot use mountpoint {path}: {exc.strerror}") from None
+        if busy:
+            raise UsageError(f"mountpoint {path} is not empty: the mount would hide its files; "
+                             "choose an empty folder or pass --nonempty")
+    return False
+
+
+def create_mountpoint(path: str) -> None:
+    """Create the missing last level of a mountpoint (``check_mountpoint`` said so)."""
+    try:
+        os.mkdir(path, 0o755)
+    except FileExistsError:
+        pass  # made meanwhile: not ours to remove later, but usable
+    except OSError as exc:
+        raise UsageError(f"cannot create mountpoint {path}: {exc.strerror}") from None
+
+
+def remove_mountpoint(path: str) -> None:
+    """Remove a mountpoint this program created, if it is an empty folder (never anything in it)."""
+    with contextlib.suppress(OSError):  # not empty, still mounted (EBUSY) or gone: it stays as it is
+        os.rmdir(path)
 
 
 def realtime_thread(priority: int = 1) -> bool:
@@ -131,6 +179,16 @@ class RuntimeFiles:
     @property
     def log(self) -> str:
         return self.stem + ".log"
+
+    def rotate_log(self, max_bytes: int | None = None) -> None:
+        """Keep one mountpoint's log bounded: past ``max_bytes`` it becomes ``.log.1`` (the one before is dropped)."""
+        limit = LOG_MAX_BYTES if max_bytes is None else max_bytes
+        try:
+            st = os.lstat(self.log)
+        except FileNotFoundError:
+            return
+        if stat.S_ISREG(st.st_mode) and st.st_size > limit:
+            os.replace(self.log, self.log + ".1")
 
     def prepare(self) -> None:
         """Create the run dir owner-only, or check that the one there is ours (``check_run_dir``)."""
@@ -196,6 +254,33 @@ def open_private(path: str, flags: int) -> int:
     return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
 
 
+def prune_logs(run_dir: str, keep_seconds: float | None = None) -> int:
+    """Remove the logs of mountpoints nothing is mounted at and that were not written to for ``keep_seconds``.
+
+    Each mountpoint has its own log (named like its socket), so a user who
+    mounts in many temporary folders would pile them up.  Returns how many
+    files were removed."""
+    keep = LOG_KEEP_SECONDS if keep_seconds is None else keep_seconds
+    now = time.time()
+    removed = 0
+    try:
+        names = os.listdir(run_dir)
+    except OSError:
+        return 0
+    live = {n[:-len(".json")] for n in names if n.endswith(".json")}
+    for name in names:
+        stem, _, ext = name.partition(".")
+        if ext not in ("log", "log.1") or stem in live:
+            continue
+        path = os.path.join(run_dir, name)
+        with contextlib.suppress(OSError):
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode) and now - st.st_mtime > keep:
+                os.unlink(path)
+                removed += 1
+    return removed
+
+
 def all_runtime(run_dir: str) -> list[dict[str, Any]]:
     """Descriptions of every mount whose daemon wrote one in ``run_dir`` (none from a run dir that is not ours)."""
     out: list[dict[str, Any]] = []
@@ -224,19 +309,30 @@ MOUNT_WAIT_SECONDS = 120.0
 
 
 def start(run_dir: str, store_url: str, mountpoint: str, dataset_id: str, writable: bool = False,
-          debug: bool = False) -> None:
+          debug: bool = False, nonempty: bool = False) -> bool:
     """Start a detached daemon serving ``dataset_id`` at ``mountpoint`` and return once the mount is up.
 
     The daemon inherits the environment and reads the same config file; the
-    store may have come from a flag, so it is passed on as one."""
-    if mounted_fuse(mountpoint) and not is_stale(mountpoint):
-        raise UsageError(f"{mountpoint} is already mounted; run `mountfs umount {mountpoint}` first")
+    store may have come from a flag, so it is passed on as one.  The folder
+    rules (``check_mountpoint``) are checked here first for a one-line error,
+    and again by the daemon, which creates a missing mountpoint and removes it
+    at unmount.  Returns whether the mountpoint had to be created."""
+    if mounted_fuse(mountpoint):
+        if not is_stale(mountpoint):
+            raise UsageError(f"{mountpoint} is already mounted; run `mountfs umount {mountpoint}` first")
+        missing = False  # the daemon cleans the dead mount, then checks the folder itself
+    else:
+        missing = check_mountpoint(mountpoint, nonempty)
     files = RuntimeFiles(run_dir, mountpoint)
     files.prepare()
+    files.rotate_log()
+    prune_logs(run_dir)
     cmd = [sys.executable, "-m", "mountfs.daemon", "--mountpoint", mountpoint, "--dataset", dataset_id,
            "--storage", store_url]
     if writable:
         cmd.append("--writable")
+    if nonempty:
+        cmd.append("--nonempty")
     if debug:
         cmd.append("--debug")
     # never through a symlink: a log opened that way could be made to overwrite any file
@@ -252,7 +348,7 @@ def start(run_dir: str, store_url: str, mountpoint: str, dataset_id: str, writab
         if proc.poll() is not None:
             raise MountfsError(f"the daemon for {mountpoint} exited: {_last_error(files.log)} (log: {files.log})")
         if mounted_fuse(mountpoint) and info_pid(files.info) == proc.pid:
-            return
+            return missing
         time.sleep(0.05)
     proc.terminate()
     raise MountfsError(f"{mountpoint} did not come up within {MOUNT_WAIT_SECONDS:.0f}s (log: {files.log})")
@@ -262,6 +358,8 @@ def stop(run_dir: str, mountpoint: str, timeout: float = 15.0) -> None:
     """Stop the daemon serving ``mountpoint`` (resolved) and make sure nothing is mounted there."""
     files = RuntimeFiles(run_dir, mountpoint)
     pid = info_pid(files.info)
+    # a daemon removes the mountpoint it created as it exits; one that was killed cannot
+    created = _info(files.info).get("created_mountpoint") is True
     stopped = False
     if os.path.exists(files.socket):
         try:
@@ -282,6 +380,8 @@ def stop(run_dir: str, mountpoint: str, timeout: float = 15.0) -> None:
     while stopped and pid is not None and _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     files.remove()
+    if created:
+        remove_mountpoint(mountpoint)
 
 
 def _alive(pid: int) -> bool:
@@ -306,13 +406,19 @@ def serving(run_dir: str, dataset_id: str) -> dict[str, Any] | None:
     return None
 
 
-def info_pid(path: str) -> int | None:
-    """PID recorded by the daemon serving a mountpoint (None before it wrote it)."""
+def _info(path: str) -> dict[str, Any]:
+    """The description a daemon wrote ({} when there is none or it cannot be read)."""
     try:
         with os.fdopen(open_private(path, os.O_RDONLY)) as fh:
-            pid = json.load(fh).get("pid")
-    except (OSError, ValueError, AttributeError):
-        return None
+            doc = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def info_pid(path: str) -> int | None:
+    """PID recorded by the daemon serving a mountpoint (None before it wrote it)."""
+    pid = _info(path).get("pid")
     return pid if type(pid) is int else None
 
 

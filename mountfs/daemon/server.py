@@ -73,12 +73,16 @@ class Daemon:
     """Owns the tree, the reader and the mount for one mountpoint."""
 
     def __init__(self, session: Session, mountpoint: str, dataset_id: str | None = None, debug: bool = False,
-                 writable: bool = False):
+                 writable: bool = False, nonempty: bool = False):
         self.sess = session
         self.cfg = session.config
         self.mountpoint = os.path.realpath(mountpoint)
         self.dataset_id = dataset_id
         self.debug = debug
+        #: mount over a folder that has files in it (they are hidden while mounted)
+        self.nonempty = nonempty
+        #: this daemon made the mountpoint, so it removes it again after the unmount
+        self.created_mountpoint = False
         self.runtime = mounts.RuntimeFiles(self.cfg.run_dir, self.mountpoint)
         self.started = time.time()
         self.tables = FileTables(self.cfg.cache_dir)
@@ -122,18 +126,17 @@ class Daemon:
             mounts.clean_stale(self.mountpoint)
         if mounts.mounted_fuse(self.mountpoint) and not mounts.clean_stale(self.mountpoint):
             raise UsageError(f"{self.mountpoint} is already mounted; run `mountfs umount {self.mountpoint}` first")
-        if not os.path.exists(self.mountpoint):
-            try:
-                os.makedirs(self.mountpoint)
-            except OSError as exc:
-                raise UsageError(f"cannot create mountpoint {self.mountpoint}: {exc.strerror}") from None
-        if not os.path.isdir(self.mountpoint):
-            raise UsageError(f"mountpoint {self.mountpoint} is not a folder")
-        self.runtime.prepare()
+        if mounts.check_mountpoint(self.mountpoint, self.nonempty):
+            mounts.create_mountpoint(self.mountpoint)
+            self.created_mountpoint = True
+            log.info("created mountpoint %s (removed again at unmount)", self.mountpoint)
         try:
+            self.runtime.prepare()
             trio.run(self._main)
         finally:
             self.runtime.remove()
+            if self.created_mountpoint:  # unmounted by now; only an empty folder goes
+                mounts.remove_mountpoint(self.mountpoint)
             if self.copy is not None:
                 self.copy.close()
                 self.tables.drop(self.copy.vk)  # imported again at the next mount
@@ -172,6 +175,7 @@ class Daemon:
                 self.runtime.write_info({
                     "pid": os.getpid(), "mountpoint": self.mountpoint, "socket": self.runtime.socket,
                     "dataset": self.dataset_id or "", "store": self.sess.catalog_url, "started": self.started,
+                    "created_mountpoint": self.created_mountpoint,
                 })
                 nursery.start_soon(self._signals)
                 if self.namespace is not None:
@@ -291,6 +295,10 @@ class Daemon:
             "pid": os.getpid(),
             "mountpoint": self.mountpoint,
             "dataset": self.dataset_id or "",
+            # what a single-version mount serves, for people (empty for the catalog)
+            "project": self.tree.single.project if self.tree.single else "",
+            "name": self.tree.single.name if self.tree.single else "",
+            "version": self.tree.single.version if self.tree.single else "",
             "store": self.sess.catalog_url,
             "uptime": round(time.time() - self.started, 1),
             "no_open": NO_OPEN_SUPPORTED,
@@ -386,7 +394,7 @@ def _fewer_malloc_arenas() -> None:
 
 
 def run(session: Session, mountpoint: str, dataset_id: str | None = None, debug: bool = False,
-        writable: bool = False) -> None:
+        writable: bool = False, nonempty: bool = False) -> None:
     """Entry point for ``mountfsd`` / ``mountfs daemon run`` / ``mountfs mount --foreground``."""
     _fewer_malloc_arenas()
-    Daemon(session, mountpoint, dataset_id, debug, writable).run()
+    Daemon(session, mountpoint, dataset_id, debug, writable, nonempty).run()

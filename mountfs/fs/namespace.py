@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Mapping, Union
 
 from ..catalog import Catalog, DatasetRecord
@@ -40,11 +41,15 @@ LATEST = "latest"
 Place = tuple[str, str, str]
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Dir:
-    """A catalog directory: name -> child (``Dir``, ``Version`` or ``Link``)."""
+    """A catalog directory: name -> child (``Dir``, ``Version`` or ``Link``).
+
+    Filled while a snapshot is built, never changed once it is published."""
 
     children: dict[str, "Dir | Version | Link"] = field(default_factory=dict)
+    #: the time of the newest version below (0 for an empty catalog): ``ls -l`` shows when it last changed
+    mtime_ns: int = 0
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,16 @@ class Version:
 @dataclass(frozen=True)
 class Link:
     target: str
+    #: the time of the newest version in its folder (not part of what the link is)
+    mtime_ns: int = field(default=0, compare=False)
+
+
+def version_mtime_ns(record: DatasetRecord) -> int:
+    """A version's time in the mount: when it was finalized (else created); 0 if the record has none."""
+    try:
+        return int(datetime.fromisoformat(record.finalized or record.created).timestamp() * 1e9)
+    except (TypeError, ValueError):
+        return 0
 
 
 CatalogNode = Union[Dir, Version, Link]
@@ -153,7 +168,9 @@ def _build_tree(records: Mapping[str, DatasetRecord]) -> Dir:
     by_id = Dir()
     root.children[BY_ID] = by_id
     for rec in records.values():
+        mtime = version_mtime_ns(rec)
         node = root
+        on_the_way = [root, by_id]
         for level in rec.project.split("/") + [rec.name]:
             child = node.children.get(level)
             if not isinstance(child, Dir):
@@ -163,9 +180,12 @@ def _build_tree(records: Mapping[str, DatasetRecord]) -> Dir:
                     break
                 child = node.children[level] = Dir()
             node = child
+            on_the_way.append(node)
         else:
             node.children[rec.version] = Version(rec.id)
         by_id.children[rec.id] = Version(rec.id)
+        for d in on_the_way:
+            d.mtime_ns = max(d.mtime_ns, mtime)
     _add_latest(root)
     return root
 
@@ -185,4 +205,4 @@ def _add_latest(root: Dir) -> None:
             if LATEST in node.children:
                 log.info("catalog: the %s link hides a project level or dataset named %s", LATEST, LATEST)
             # the one rule of "latest" (``get`` picks the same version): the highest semantic version, ties by newest
-            node.children[LATEST] = Link(max(versions, key=lambda v: latest_key(v, versions[v])))
+            node.children[LATEST] = Link(max(versions, key=lambda v: latest_key(v, versions[v])), node.mtime_ns)

@@ -31,6 +31,8 @@ from .tree import KIND_LINK, Attr, Tree
 
 log = logging.getLogger(__name__)
 
+#: ``.`` and ``..`` come first in every listing, at positions 1 and 2
+DOTS = 2
 #: set by the patched pyfuse3 build (daemon/pyfuse3/): READ carries the inode when fh is 0
 NO_OPEN_SUPPORTED = bool(getattr(pyfuse3, "MOUNTFS_NOOPEN_INO", False))
 
@@ -100,17 +102,35 @@ class Operations(pyfuse3.Operations):
         return inode
 
     async def readdir(self, fh: pyfuse3.FileHandleT, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        # positions: 1 after ".", 2 after "..", then the tree's own positions (>= 1) shifted by DOTS,
+        # so every position resumes where it was given out (docs/SEMANTICS.md, "Directories")
         try:
+            if start_id < DOTS:
+                here = await self.tree.getattr(fh)
+                dots = [(".", here), ("..", await self._parent(fh, here))]
+                for pos, (name, attr) in enumerate(dots[start_id:], start=start_id + 1):
+                    if not pyfuse3.readdir_reply(token, os.fsencode(name), self._entry(attr), pos):
+                        return
+                start_id = DOTS
+            after = start_id - DOTS
             while True:
-                batch = await self.tree.readdir(fh, start_id)
+                batch = await self.tree.readdir(fh, after)
                 if not batch:
                     return
                 for name, attr, pos in batch:
-                    if not pyfuse3.readdir_reply(token, os.fsencode(name), self._entry(attr), pos):
+                    if not pyfuse3.readdir_reply(token, os.fsencode(name), self._entry(attr), pos + DOTS):
                         return
-                    start_id = pos
+                    after = pos
         except Exception as exc:
             raise self._fail(exc, f"readdir {fh}") from None
+
+    async def _parent(self, ino: int, here: Attr) -> Attr:
+        """The attributes ``..`` is listed with: the parent's where the tree knows it, else the folder's own.
+
+        Only the inode number and type reach the reader of a listing; ``stat ..``
+        and ``cd ..`` go through the kernel's own path walk, never through this."""
+        parent = self.tree.parent(ino)
+        return here if parent is None or parent == ino else await self.tree.getattr(parent)
 
     async def open(self, inode: pyfuse3.InodeT, flags: pyfuse3.FlagT, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         if flags & _WRITE_FLAGS:  # never sent on an ro mount; kept for safety

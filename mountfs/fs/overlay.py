@@ -214,9 +214,6 @@ class Overlay:
             return None
         return self.tables.lookup(self.vk, lower, name)
 
-    def _child_txn(self, txn: UpperTxn, parent: int, name: bytes) -> int | None:
-        return txn.dirent(parent, name)  # the parent is listed in every change
-
     def _is_empty(self, txn: UpperTxn, ino: int) -> bool:
         row = txn.node(ino)
         if row is not None and row.listed:
@@ -682,8 +679,10 @@ class Overlay:
             entries = self._lower_children(lower) if lower else []
         fh = self._next_fh
         self._next_fh += 1
-        # one listing per opendir: names added or removed meanwhile show at the next opendir
-        self._handles[fh] = _DirHandle(ino, entries)
+        # one listing per opendir: names added or removed meanwhile show at the next opendir.
+        # "." and ".." first (positions 1 and 2, so every position still resumes); the parent is not
+        # recorded, so ".." carries the folder's own inode: `cd ..` and `stat ..` walk the path instead
+        self._handles[fh] = _DirHandle(ino, [(b".", ino), (b"..", ino), *entries])
         return fh
 
     def readdir(self, fh: int, start: int) -> Iterator[tuple[bytes, Stat, int]]:

@@ -23,7 +23,6 @@ import copy
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Awaitable, Callable, Protocol
 
 import trio
@@ -32,7 +31,7 @@ from ..cache.filetable import KIND_DIR, ROOT_INO, FileTables, Node, version_key
 from ..catalog import DatasetRecord
 from ..errors import IsADirectory, NotFound, ObjectNotFound, UsageError, VersionGone
 from ..store import Store
-from .namespace import Dir, Link, Namespace, Snapshot, Version
+from .namespace import Dir, Link, Namespace, Snapshot, Version, version_mtime_ns
 
 log = logging.getLogger(__name__)
 
@@ -99,15 +98,8 @@ class View(Protocol):
     def file(self, ino: int) -> tuple[Mounted, Node]: ...
 
 
-def _iso_ns(text: str) -> int:
-    try:
-        return int(datetime.fromisoformat(text).timestamp() * 1e9)
-    except (TypeError, ValueError):
-        return 0
-
-
 def _version_mtime(record: DatasetRecord) -> int:
-    return _iso_ns(record.finalized or record.created)
+    return version_mtime_ns(record)
 
 
 def _root_attr(base: int, mtime_ns: int, timeout: float) -> Attr:
@@ -300,8 +292,8 @@ class CatalogView:
     def _attr(self, path: tuple[str, ...], node: Dir | Link) -> Attr:
         ino = self._number(path)
         if isinstance(node, Link):
-            return Attr(ino, KIND_LINK, len(node.target), 0o777, 0, CATALOG_TIMEOUT)
-        return Attr(ino, KIND_DIR, 0, 0o555, 0, CATALOG_TIMEOUT)
+            return Attr(ino, KIND_LINK, len(node.target), 0o777, node.mtime_ns, CATALOG_TIMEOUT)
+        return Attr(ino, KIND_DIR, 0, 0o555, node.mtime_ns, CATALOG_TIMEOUT)
 
     def _entry(self, snapshot: Snapshot, path: tuple[str, ...], node: Dir | Version | Link) -> Attr:
         if isinstance(node, Version):
@@ -341,6 +333,11 @@ class CatalogView:
                 continue
             out.append((name, attr, pos))
         return out
+
+    def parent(self, ino: int) -> int | None:
+        """The inode of a catalog folder's parent (None for the root)."""
+        path = self._path.get(ino)
+        return self._ino.get(path[:-1]) if path else None
 
     def readlink(self, ino: int) -> str:
         path = self._path.get(ino)
@@ -411,6 +408,14 @@ class Tree:
 
     def readlink(self, ino: int) -> str:
         return self.view(ino).readlink(ino)
+
+    def parent(self, ino: int) -> int | None:
+        """The parent folder of folder ``ino`` where the tree knows it (catalog folders), else None.
+
+        A version's folders do not record their parent, and a version's root
+        has two (its name and ``.by-id``); only ``..`` in a listing asks."""
+        view = self._views.get(ino >> SLOT_SHIFT)
+        return view.parent(ino) if isinstance(view, CatalogView) else None
 
     def file(self, ino: int) -> tuple[Mounted, Node]:
         """The mounted version and table entry of a regular file, for reads."""

@@ -9,14 +9,13 @@ import dataclasses
 import fnmatch
 import logging
 import os
-import sys
 from typing import Iterable, Sequence
 
 from .. import ingest
 from ..backends import ObjectInfo, normalize_url
 from ..catalog import names
 from ..errors import ObjectNotFound, UsageError
-from ..session import default_workers, progress_bar
+from ..session import default_workers, progress_bar, say
 from ..store import ChunkRef, FileEntry
 from ..store.manifest import tree_conflict
 from .version import OTHER_STORE, Version, diff_tables
@@ -93,7 +92,7 @@ class DraftChanges:
                 continue
             new[dpath] = FileEntry(dpath, info.size, 0o444, int(info.mtime * 1e9), b"", [], url=url, etag=info.etag)
             if verbose:
-                print(f"{'modified' if old else 'added'}: {dpath} -> {url}", file=sys.stderr)
+                say(f"{'modified' if old else 'added'}: {dpath} -> {url}")
         return self._commit(new)
 
     def remove_files(self, dataset_path: str, recursive: bool = True, verbose: bool = False) -> int:
@@ -110,11 +109,12 @@ class DraftChanges:
             doomed = [p for p in table if names.path_matches(p, pattern, recursive)]
         for p in doomed:
             del table[p]
-            if verbose:
-                print(f"removed: {p}", file=sys.stderr)
         if doomed:
             self._v.save_state()
             self._v.mark_changed()
+        if verbose:  # said once the change is saved
+            for p in doomed:
+                say(f"removed: {p}")
         return len(doomed)
 
     # --- sync ---
@@ -157,7 +157,7 @@ class DraftChanges:
         self._commit(new, removed=gone, refreshed=same)
         if verbose:
             for p in gone:
-                print(f"removed: {p}", file=sys.stderr)
+                say(f"removed: {p}")
         log.info("sync_folder(%s): %d removed, %d added, %d modified, %d unchanged not read",
                  local_path, len(gone), added, len(new) - added, len(present) - len(todo))
         return len(gone), added, len(new) - added
@@ -226,7 +226,7 @@ class DraftChanges:
                 chunks = [ChunkRef(cut.digest if d == cut.digest else d, s) for d, s in cut.chunks]
                 new[dpath] = FileEntry(dpath, cut.size, cut.mode, cut.mtime_ns, cut.digest, chunks, src=src)
                 if verbose:
-                    print(f"{'modified' if old else 'added'}: {dpath}", file=sys.stderr)
+                    say(f"{'modified' if old else 'added'}: {dpath}")
         return new, same
 
     def _check_tree(self, paths: Iterable[str], without: Iterable[str] = ()) -> None:

@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
 from typing import Any, Callable, Iterator
 
 from ..backends import normalize_url
 from ..catalog import COMPLETED, PUBLISHED, UPLOADED, DatasetRecord
 from ..catalog.records import now_iso
 from ..errors import IntegrityError, MountfsError, StateError
-from ..session import Session, default_workers, progress_bar
+from ..session import Session, default_workers, progress_bar, say
 from ..store import FileEntry
 from ..store.chunker import read_source_chunks
 from ..store.locks import shared_lock
 from ..store.upload import ChunkSource, UploadStats, upload_chunks
+from ..units import human_size
 from .version import OTHER_STORE, Origins, Version, diff_tables, is_pending, same_content
 
 log = logging.getLogger(__name__)
@@ -41,16 +41,26 @@ def send_pending(
     pack_size: int = DEFAULT_PACK_MIB << 20,
     max_workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    each: Callable[[FileEntry], None] | None = None,
 ) -> UploadStats:
     """Upload the chunks of ``pending`` that the store lacks, then point the entries at where they landed.
+
+    ``each`` is called with each entry as the upload starts reading it (``upload(verbose=True)``'s lines).
 
     Transient store failures are retried per request by the store's retry
     layer (``backends.retry.BUDGET``), the only one; an upload that fails
     anyway can be run again, and sends only what did not land.
     """
     store = version.store
+
+    def sources() -> Iterator[ChunkSource]:
+        for e in pending:
+            if each is not None:
+                each(e)
+            yield _chunk_source(version.session, e)
+
     stats = upload_chunks(
-        store, (_chunk_source(version.session, e) for e in pending), compression=compress, pack_size=pack_size,
+        store, sources(), compression=compress, pack_size=pack_size,
         max_workers=default_workers(max_workers), progress=progress,
     )
     index = store.chunk_index(refresh=False)
@@ -169,6 +179,7 @@ class DraftClosing:
                 # chunks in packs: it is the default pack size, as None is
                 pack_size=int(chunk_size) << 20 if chunk_size and chunk_size > 0 else DEFAULT_PACK_MIB << 20,
                 max_workers=max_workers, progress=advance,
+                each=(lambda e: say(f"uploading: {e.path} ({human_size(e.size)})")) if verbose else None,
             )
             v.save_state()
         v.record.status = UPLOADED
@@ -178,7 +189,10 @@ class DraftClosing:
             v.id, stats.chunks_new, stats.bytes_new, stats.packs, stats.chunks_known,
         )
         if verbose:
-            print(f"uploaded {stats.bytes_new} new bytes in {stats.packs} packs", file=sys.stderr)
+            sent = human_size(stats.bytes_sent)
+            sent = f" ({sent} compressed)" if sent != human_size(stats.bytes_new) else ""
+            say(f"uploaded {human_size(stats.bytes_new)} of new data in {_count(stats.packs, 'pack')}{sent}: "
+                f"{_count(len(pending), 'file')}, {_count(stats.chunks_known, 'chunk')} already in the store")
 
     def _move_storage(self, url: str) -> None:
         """Make ``url`` the draft's store: chunks already uploaded to the old one are copied at upload."""
@@ -226,3 +240,8 @@ class DraftClosing:
         rec.published = now_iso()
         self._v.save_record()
         return True
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 pack``, ``2 packs``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -73,7 +73,11 @@ class LocalCopies:
         files: str | Iterable[str] | None = None,
         show_progress: bool = False,
     ) -> str | None:
-        """The cached read-only folder of the chosen files, built when it is not complete."""
+        """The cached read-only folder of the chosen files, built when it is not complete.
+
+        Read-only throughout: no file keeps a write bit and every folder is
+        0555, so nothing can be added to, changed in or removed from the copy
+        that later calls reuse; ``get_mutable_local_copy`` makes a writable one."""
         v = self._v
         try:
             entries = self._entries("get a local copy of", part, num_parts, files)

@@ -76,8 +76,14 @@ def create(
     names.check_project(dataset_project)
     names.check_name(dataset_name)
     if dataset_version is not None:
-        names.check_version(dataset_version)
+        names.check_new_version(dataset_version)
     storage = _storage(sess, output_uri or (parents[-1].storage if parents else ""))
+    names.check_new_place(dataset_project, dataset_name)  # bad input starts no store
+    # reached now, the data's store before the catalog's: a draft naming a store that cannot be
+    # reached could never upload nor be removed, and a typo must not have started a catalog store
+    if storage:
+        sess.create_store(storage)
+    sess.create_store()
     # merged before claiming a version, so a broken parent claims nothing
     entries = merge_versions(sess, parents, into=storage)
     v = _claim(sess, dataset_project, dataset_name, dataset_version, entries,
@@ -117,6 +123,8 @@ def squash(
     names.check_name(dataset_name)
     project = sources[0].project
     storage = _storage(sess, output_url or sources[0].storage)
+    if storage:
+        sess.create_store(storage)  # reached before a version is claimed, as in create
     entries = merge_versions(sess, sources, into=storage)
     v = _claim(sess, project, dataset_name, None, entries,
                description=f"squashed from {', '.join(s.id for s in sources)}", storage=storage)

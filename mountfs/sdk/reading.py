@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from typing import Callable, Iterable
 
 import xxhash
@@ -15,6 +14,7 @@ import xxhash
 from .. import localcopy
 from ..catalog import DatasetRecord, names
 from ..errors import MountfsError
+from ..session import say
 from ..store import FileEntry
 from ..store.external import check_unchanged
 from .version import EntryView, Origins, Version, diff_tables, entry_views
@@ -111,7 +111,7 @@ class VersionReading:
             bad.sort()
         if verbose:
             for p in bad:
-                print(f"FAILED: {p}", file=sys.stderr)
+                say(f"FAILED: {p}")
         return bad
 
     def _changed_sources(self, entries: list[FileEntry]) -> list[str]:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mountfs.cli.draft import STATE_FILE
-
 
 def _create(mountfs, *args: str) -> str:
     out = mountfs("create", *args).stdout.strip()
@@ -82,7 +80,7 @@ def test_child_version_with_parents_and_remove(env, mountfs):
     parent = _create(mountfs, "--project", "p", "--name", "n")
     mountfs("add", "--files", env.data)
     mountfs("finalize")  # the SDK's name for close
-    assert not (env.work / STATE_FILE).exists()  # a finalized version is no longer the draft
+    assert mountfs.json("info")["id"] == parent  # still remembered, finalized: info needs no --id
 
     child = _create(mountfs, "--parents", parent, "--tags", "v2")  # project and name come from the parent
     draft_info = mountfs.json("info")

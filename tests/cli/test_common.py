@@ -56,7 +56,7 @@ def test_a_value_starting_with_a_dash_needs_the_equals_form():
 # ------------------------------------------------------------ naming a dataset
 
 
-def test_unknown_id(env, mountfs):
+def test_unknown_id(env, mountfs, empty_store):
     for cmd in (("info",), ("list",), ("get",), ("verify",), ("publish",), ("add", "--files", env.data), ("close",)):
         line = mountfs.fails(*cmd, "--id", "0000deadbeef0000", code=NotFound.exit_code)
         assert "0000deadbeef0000" in line
@@ -67,10 +67,12 @@ def test_unknown_name(env, mountfs, finalized):
     mountfs.fails("list", "--project", "p", "--name", "n", "--version", "9.9", code=NotFound.exit_code)
 
 
-def test_naming_a_dataset_two_ways_or_half_way_is_refused(env, mountfs, finalized):
+def test_naming_a_dataset_two_ways_or_half_way_is_refused(env, mountfs, finalized, monkeypatch):
     assert "not both" in mountfs.fails("info", "--id", finalized, "--project", "p", code=UsageError.exit_code)
     assert "--version needs --project and --name" in mountfs.fails("list", "--version", "1.0", code=UsageError.exit_code)
-    # no dataset named, none remembered here
+    # no dataset named, none remembered here (the work folder remembers the one `finalized` closed)
+    (env.work / "elsewhere").mkdir()
+    monkeypatch.chdir(env.work / "elsewhere")
     line = mountfs.fails("list", code=UsageError.exit_code)
     assert f"no draft remembered here (./{STATE_FILE})" in line and "mountfs create" in line
 

@@ -61,7 +61,7 @@ def test_entire_dataset_needs_force_and_no_gc_leaves_the_packs(env, mountfs) -> 
     keep = _build(env, mountfs, "p", "keep", {"k.txt": b"k"})
     before = _snapshot(env.store)
     assert "3 versions match p/ds" in mountfs.fails("delete", "--project", "p", "--name", "ds", code=2)
-    assert "needs force" in mountfs.fails("delete", "--project", "p", "--name", "ds", "--entire-dataset", code=2)
+    assert "needs --force" in mountfs.fails("delete", "--project", "p", "--name", "ds", "--entire-dataset", code=2)
     assert _snapshot(env.store) == before
     _age_packs(env.store, 2 * 3600)
     packs = sorted((env.store / "packs").rglob("*"))
@@ -72,7 +72,7 @@ def test_entire_dataset_needs_force_and_no_gc_leaves_the_packs(env, mountfs) -> 
 
 
 @pytest.mark.parametrize("args, code, says", [
-    (["delete"], 2, "delete needs dataset_id"),
+    (["delete"], 2, "delete needs --id, or --project and/or --name"),
     (["delete", "--id", "0123456789ab01234567"], 3, "no dataset with id"),
     (["delete", "--id", "0123456789ab01234567", "--name", "ds"], 2, "not both"),
     (["delete", "--project", "p", "--name", "ds", "--version", "7.0.0"], 3, "no dataset matches p/ds/7.0.0"),

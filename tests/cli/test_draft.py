@@ -63,7 +63,9 @@ def test_remembered_draft(env, mountfs):
     mountfs("upload", "--no-compression")
     assert mountfs.json("info")["status"] == "uploaded"
     mountfs("close", "--no-upload")  # nothing pending: allowed
-    assert not (env.work / STATE_FILE).exists()
+    # still remembered, as clearml-data keeps its last dataset: info and list need no --id
+    assert json.loads((env.work / STATE_FILE).read_text())["id"] == ds_id
+    assert mountfs.json("info")["status"] == "completed"
     assert mountfs.json("info", "--id", ds_id)["status"] == "completed"
     # closing again by id is harmless
     assert "already finalized" in mountfs("close", "--id", ds_id).stdout
@@ -82,7 +84,8 @@ def test_two_folders_build_two_drafts_side_by_side(env, mountfs, monkeypatch):
     monkeypatch.chdir(left)
     assert [f["path"] for f in mountfs.json("list")] == ["labels.csv"]
     mountfs("close")
-    assert not (left / STATE_FILE).exists() and (right / STATE_FILE).exists()
+    assert mountfs.json("info")["id"] == ids[left]  # the closed version, still this folder's
+    assert json.loads((right / STATE_FILE).read_text())["id"] == ids[right]
     monkeypatch.chdir(right)
     assert mountfs.json("info")["id"] == ids[right]
     assert [f["path"] for f in mountfs.json("list")] == ["img_0003.jpg"]

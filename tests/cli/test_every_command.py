@@ -165,7 +165,9 @@ def test_build(env, mountfs, store: Store) -> None:
     assert closed.status == "completed"
     copy = Path(closed.get_local_copy() or "")
     assert (copy / "train" / "img_0002.jpg").read_bytes() == (env.data / "train" / "img_0002.jpg").read_bytes()
-    assert "no draft" in mountfs.fails("close", code=UsageError.exit_code)  # nothing remembered any more
+    # still remembered (clearml-data keeps its last dataset): closing again says so, changing it is refused
+    assert "already finalized" in mountfs("close").stdout
+    assert "is finalized" in mountfs.fails("add", "--files", env.data, code=StateError.exit_code)
 
     # upload of a finalized version
     assert "finalized" in mountfs.fails("upload", "--id", ds_id, code=StateError.exit_code)

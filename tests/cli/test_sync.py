@@ -90,7 +90,7 @@ def test_sync_into_a_draft_by_id(env, mountfs) -> None:
     (["--parents", "nosuchid", "--folder", "{data}"], "no dataset with id"),
     (["--folder", "{data}"], "no draft remembered here"),
 ])
-def test_bad_input_is_one_line_and_creates_nothing(env, mountfs, args: list[str], says: str) -> None:
+def test_bad_input_is_one_line_and_creates_nothing(env, mountfs, empty_store, args: list[str], says: str) -> None:
     line = mountfs.fails("sync", *[a.format(data=env.data) for a in args], code=3 if "no dataset" in says else 2)
     assert says in line, line
     assert Dataset.list_datasets(only_completed=False) == []

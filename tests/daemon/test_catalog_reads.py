@@ -53,7 +53,7 @@ class Shared:
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     root = tmp_path_factory.mktemp("catalog")
     env = dict(os.environ, MOUNTFS_STORE=str(root / "store"), MOUNTFS_CACHE_DIR=str(root / "cache"),
-               MOUNTFS_CONFIG=str(root / "absent.toml"), MOUNTFS_RUN_DIR=short_run_dir())
+               MOUNTFS_CONFIG=os.devnull, MOUNTFS_RUN_DIR=short_run_dir())
     env.pop("MOUNTFS_CACHE_SIZE", None)
     with environment(env):
         cat = standard_catalog(root / "src")

@@ -98,7 +98,7 @@ def test_unreachable_catalog_is_reported_once_and_recovers(h: Harness, tmp_path:
     try:
         # two refreshes fail (at about +2 s and +6 s: the wait doubles), reported once
         wait_for(lambda: d.status()["catalog"]["failures"] >= 2, 30, "two catalog refreshes to fail")
-        assert "not a mountfs store" in d.status()["catalog"]["error"]
+        assert "no mountfs store at" in d.status()["catalog"]["error"]
         # what was mounted is still there, served from the cache
         assert_same_tree(Path(mp) / "p/n/1.0.0", src)
     finally:

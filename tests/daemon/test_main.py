@@ -12,6 +12,8 @@ from pathlib import Path
 
 from mfs import MOUNTFSD
 
+from mountfs import session
+from mountfs.config import Config
 from mountfs.daemon import mounts
 
 
@@ -41,6 +43,14 @@ def test_a_mountfs_error_is_one_error_line_and_its_exit_code(tmp_path: Path, run
     store, mp = tmp_path / "store", tmp_path / "mp"
     store.mkdir()
     mp.mkdir()
+    # an empty folder is no store: said before anything is mounted (a typo must not mount an empty catalog)
+    res = _mountfsd("--storage", str(store), "--mountpoint", str(mp))
+    assert res.returncode == 3, res.stderr
+    assert [line for line in res.stderr.splitlines() if line.startswith("mountfsd: error: ")] == [
+        f"mountfsd: error: no mountfs store at {store} (no mountfs.json): set MOUNTFS_STORE or --storage to your "
+        "store, or create a dataset to start a new store there"]
+    assert list(store.iterdir()) == [] and not mounts.mounted_fuse(str(mp))
+    session.open(Config.load(overrides={"store": str(store)})).create_store()
     res = _mountfsd("--storage", str(store), "--mountpoint", str(mp), "--dataset", "0" * 32)
     assert res.returncode == 3, res.stderr  # NotFound's exit code
     assert "Traceback" not in res.stderr

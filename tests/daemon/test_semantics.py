@@ -46,7 +46,7 @@ class Shared:
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shared]:
     root = tmp_path_factory.mktemp("semantics")
     env = dict(os.environ, MOUNTFS_STORE=str(root / "store"), MOUNTFS_CACHE_DIR=str(root / "cache"),
-               MOUNTFS_CONFIG=str(root / "absent.toml"), MOUNTFS_RUN_DIR=short_run_dir())
+               MOUNTFS_CONFIG=os.devnull, MOUNTFS_RUN_DIR=short_run_dir())
     env.pop("MOUNTFS_CACHE_SIZE", None)
     env.pop("MOUNTFS_EXTERNAL_ALLOW", None)
     src = root / "src"
@@ -398,3 +398,101 @@ def test_a_full_cache_disk_is_enospc(h: Harness, small_disk: Path, tmp_path: Pat
     assert len(os.listdir(version)) == 30
     assert_same_tree(version, src)
     assert any("no space left in the cache" in line for line in d.log_problems())
+
+
+# --- listings: "." and "..", resumable at every size of buffer ----------------------------
+
+
+def _getdents(path: Path, bufsize: int) -> list[tuple[str, int]]:
+    """(name, d_ino) of every entry of ``path`` through getdents64 with a ``bufsize``-byte buffer: a small
+    buffer makes the kernel stop and resume the FUSE listing at every entry's position."""
+    import ctypes
+    import platform
+    import struct
+
+    nr = {"x86_64": 217, "aarch64": 61}.get(platform.machine())
+    if nr is None:
+        pytest.skip(f"getdents64's number on {platform.machine()} is not known here")
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(bufsize)
+    out: list[tuple[str, int]] = []
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        while True:
+            n = libc.syscall(nr, fd, buf, bufsize)
+            assert n >= 0, os.strerror(ctypes.get_errno())
+            if n == 0:
+                return out
+            raw, off = buf.raw[:n], 0
+            while off < n:
+                ino, _, reclen = struct.unpack_from("QqH", raw, off)
+                name = raw[off + 19:off + reclen].split(b"\0", 1)[0]
+                out.append((os.fsdecode(name), ino))
+                off += reclen
+    finally:
+        os.close(fd)
+
+
+def test_listings_have_dot_and_dotdot_first(shared: Shared) -> None:
+    mnt, v = shared.mnt, shared.version
+    for d in (mnt, mnt / "sem", mnt / "sem" / "files", mnt / ".by-id", v, v / "sub"):
+        names = [n for n, _ in _getdents(d, 1 << 16)]
+        assert names[:2] == [".", ".."] and sorted(names[2:]) == sorted(os.listdir(d)), (d, names)
+        got = dict(_getdents(d, 1 << 16))
+        assert got["."] == os.stat(d).st_ino, d
+        if d not in (mnt, v, v / "sub"):  # catalog folders know their parent
+            assert got[".."] == os.stat(d / "..").st_ino, d
+    ls = subprocess.run(["ls", "-1a", v], capture_output=True, text=True, check=True).stdout.split()
+    assert ls[:2] == [".", ".."] and sorted(ls[2:]) == sorted(os.listdir(v))
+
+
+def test_a_large_listing_resumes_at_every_entry(h: Harness, tmp_path: Path) -> None:
+    src = tmp_path / "many"
+    for i in range(600):  # a few pages of the tree's own listing (READDIR_PAGE)
+        write(src / f"file-{i:04d}-{'x' * 40}.txt", b"x")
+    write(src / "sub" / "one", b"1")
+    build("big", "dir", src)
+    mnt = Path(h.mountpoint())
+    h.start(str(mnt))
+    v = mnt / "big" / "dir" / "1.0.0"
+    want = [".", ".."] + sorted(os.listdir(v))
+    for bufsize in (1 << 16, 4096, 96):  # 96 bytes: about one entry per call
+        names = [n for n, _ in _getdents(v, bufsize)]
+        assert len(names) == len(set(names)) == 603 and sorted(names) == sorted(want), bufsize
+        assert names[:2] == [".", ".."]
+    for bufsize in (4096, 64):
+        names = [n for n, _ in _getdents(mnt / "big", bufsize)]
+        assert names == [".", "..", "dir"], names
+
+
+# --- the catalog's folders carry the newest version's time ---------------------------------
+
+
+def test_catalog_folders_are_dated_by_their_newest_version(shared: Shared) -> None:
+    mnt = shared.mnt
+    version_time = os.stat(shared.version).st_mtime_ns
+    assert version_time > 0
+    for d in (mnt, mnt / "sem", mnt / "sem" / "files", mnt / ".by-id"):
+        assert os.stat(d).st_mtime_ns == version_time, d
+    assert os.lstat(mnt / "sem" / "files" / "latest").st_mtime_ns == version_time
+    ls = subprocess.run(["ls", "-ld", "--time-style=+%Y", mnt / "sem"], capture_output=True, text=True,
+                        check=True).stdout
+    assert " 1970 " not in ls, ls
+
+
+def test_a_writable_copys_listings_have_dot_and_dotdot_and_resume(h: Harness, tmp_path: Path) -> None:
+    src = tmp_path / "w"
+    for i in range(150):
+        write(src / f"f{i:03d}-{'y' * 30}", b"y")
+    draft = build("w", "copy", src, finalize=False)
+    mp = Path(h.mountpoint("wcopy"))
+    h.mount(draft.id, str(mp), "--writable")
+    (mp / "added").write_bytes(b"new")
+    os.unlink(mp / f"f000-{'y' * 30}")
+    want = sorted([".", ".."] + os.listdir(mp))
+    for bufsize in (1 << 16, 80):
+        got = _getdents(mp, bufsize)
+        names = [n for n, _ in got]
+        assert names[:2] == [".", ".."] and sorted(names) == want and len(names) == len(set(names)), bufsize
+        assert dict(got)["."] == os.stat(mp).st_ino
+    h.cli("umount", str(mp))

@@ -123,3 +123,44 @@ def test_statfs_names_up_to_255_bytes(run: Run) -> None:
         s = await ops.statfs(None)  # type: ignore[arg-type]
         return s.f_namemax, s.f_bsize
     assert run(main) == (255, 1 << 20)
+
+
+def _listing(run: Run, ino: int, monkeypatch: pytest.MonkeyPatch, room: int | None) -> list[tuple[str, int, int]]:
+    """Every entry readdir gives for ``ino``, taking at most ``room`` per call (a full buffer) and resuming
+    at the position of the last one taken, as the kernel does."""
+    got: list[tuple[str, int, int]] = []
+
+    async def lst(ops: Operations) -> None:
+        start = 0
+        while True:
+            taken: list[tuple[str, int, int]] = []
+
+            def reply(token: object, name: bytes, attr: pyfuse3.EntryAttributes, pos: int) -> bool:
+                if room is not None and len(taken) >= room:
+                    return False
+                taken.append((os.fsdecode(name), attr.st_ino, pos))
+                return True
+
+            monkeypatch.setattr(pyfuse3, "readdir_reply", reply)
+            await ops.readdir(pyfuse3.FileHandleT(ino), start, pyfuse3.ReaddirToken())  # type: ignore[call-arg]
+            if not taken:
+                return
+            got.extend(taken)
+            start = taken[-1][2]
+
+    run(lst)
+    return got
+
+
+@pytest.mark.parametrize("room", [None, 1, 2, 3])
+def test_listings_start_with_dot_and_dotdot_and_resume_at_every_position(
+        run: Run, monkeypatch: pytest.MonkeyPatch, room: int | None) -> None:
+    root = _listing(run, ROOT, monkeypatch, room)
+    names = [n for n, _, _ in root]
+    assert names[:2] == [".", ".."] and sorted(names[2:]) == ["a.txt", "run.sh", "sub"]
+    assert [i for _, i, _ in root[:2]] == [ROOT, ROOT]  # the root of the mount is its own parent
+    positions = [p for _, _, p in root]
+    assert positions == sorted(set(positions)) and positions[:2] == [1, 2]  # increasing, each resumable
+    sub = next(i for n, i, _ in root if n == "sub")
+    listed = _listing(run, sub, monkeypatch, room)
+    assert [(n, i) for n, i, _ in listed[:1]] == [(".", sub)] and [n for n, _, _ in listed] == [".", "..", "b.bin"]

@@ -361,7 +361,7 @@ class WritableMount:
             "MOUNTFS_STORE": str(work / "store"),
             "MOUNTFS_CACHE_DIR": str(work / "cache"),
             "MOUNTFS_RUN_DIR": str(work / "run"),
-            "MOUNTFS_CONFIG": str(work / "absent-config.toml"),
+            "MOUNTFS_CONFIG": os.devnull,  # no config file
         })
 
     def _run(self, *args: str) -> str:
