@@ -433,3 +433,34 @@ def environment(env: dict[str, str]) -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(old)
+
+
+@contextlib.contextmanager
+def tmpfs(h: "Harness", where: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (mount's size=, e.g. ``8m``) at ``where``; unmounted after the harness's daemons are
+    gone (a mount on it would keep it busy)."""
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        h.close()
+        subprocess.run(["umount", str(where)], check=False)
+        if os.path.ismount(where):
+            subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def mount_writable(h: "Harness", mp: str, spec: str | None = None, draft: str | None = None,
+                   env: dict[str, str] | None = None) -> tuple["Daemon", str]:
+    """`mountfs mount --writable [SPEC | --id DRAFT] DIR`: the daemon (found by the PID it recorded, so the
+    harness stops it) and the draft it serves."""
+    args = ["--writable"] + (["--id", draft] if draft else []) + ([spec] if spec else [])
+    h.mountpoints.add(mp)
+    out = h.cli("mount", *args, mp, env=env).stdout
+    assert "mounted a writable copy" in out, out
+    files = mounts.RuntimeFiles(h.run_dir, mp)
+    info = json.loads(Path(files.info).read_text())
+    d = Daemon(h, mp, info["pid"], Path(files.log))
+    h.daemons.append(d)
+    h.wait_up(d)
+    return d, d.status()["writable"]["draft"]

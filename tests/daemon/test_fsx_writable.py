@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from mfs import Harness, build, random_tree
-from test_writable_durability import close_copy, files_only, snap, stored, writable
+from mfs import Harness, build, mount_writable, random_tree
+from test_writable_durability import close_copy, files_only, snap, stored
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import fsx  # noqa: E402
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.fuse
 def test_seeded_operations_match_a_plain_folder_across_restarts(h: Harness, tmp_path: Path) -> None:
     build("p", "fsx", random_tree(tmp_path / "src", seed=3, files=10))
     mp = h.mountpoint()
-    d, draft = writable(h, mp, "p/fsx/1.0.0")
+    d, draft = mount_writable(h, mp, "p/fsx/1.0.0")
     ref = tmp_path / "ref"
     shutil.copytree(mp, ref, symlinks=True)  # the parent's files are exercised too
     kills = iter([signal.SIGTERM, signal.SIGKILL] * 10)
@@ -32,7 +32,7 @@ def test_seeded_operations_match_a_plain_folder_across_restarts(h: Harness, tmp_
         current[0].terminate(next(kills))
         # a killed daemon leaves its FUSE mount behind: `mountfs umount` cleans it
         subprocess.run(["fusermount3", "-uz", mp], capture_output=True)
-        current[0], again = writable(h, mp, draft=draft)
+        current[0], again = mount_writable(h, mp, draft=draft)
         assert again == draft
 
     result = fsx.run(11, 3000, mp, ref, restart=restart, restart_every=750, full_every=50)

@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 
 import pytest
 from mfs import (Daemon, Harness, assert_same_tree, build, delete_version, drop_page_cache, environment, harness,
-                 move_version, random_tree, restore_version, short_run_dir, wait_for, write)
+                 move_version, random_tree, restore_version, short_run_dir, tmpfs, wait_for, write)
 
 from mountfs import Dataset
 
@@ -352,17 +352,9 @@ def test_a_first_refresh_that_fails_still_mounts(h: Harness, tmp_path: Path) -> 
 
 @pytest.fixture
 def small_disk(h: Harness, tmp_path: Path) -> Iterator[Path]:
-    """A 16 MiB tmpfs for the cache; unmounted after the test's daemons are gone."""
-    disk = tmp_path / "small-disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], check=True)
-    try:
+    """A 16 MiB tmpfs for the cache."""
+    with tmpfs(h, tmp_path / "small-disk", "16m") as disk:
         yield disk
-    finally:
-        h.close()
-        subprocess.run(["umount", str(disk)], check=False)
-        if os.path.ismount(disk):
-            subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def _fill(disk: Path) -> Path:

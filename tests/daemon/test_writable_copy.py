@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-from mfs import (MOUNTFS, wait_for, Daemon, Harness, assert_same_tree, build, drop_page_cache, environment, harness,
-                 short_run_dir, write)
+from mfs import (MOUNTFS, Daemon, Harness, assert_same_tree, build, drop_page_cache, environment, harness,
+                 mount_writable, short_run_dir, wait_for, write)
 
 from mountfs import Dataset
 from mountfs.daemon import mounts
@@ -37,23 +37,6 @@ T0 = 1_600_000_000_000_000_000  # mtimes of the source files: far from "now"
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-def writable(h: Harness, mp: str, spec: str | None = None, draft: str | None = None,
-             env: dict[str, str] | None = None) -> tuple[Daemon, str]:
-    """`mountfs mount --writable [SPEC | --id DRAFT] DIR`: a new child of a finalized version, or that draft.
-
-    Returns the daemon (found by the PID it recorded, so the harness stops it) and the draft it serves."""
-    args = ["--writable"] + (["--id", draft] if draft else []) + ([spec] if spec else [])
-    h.mountpoints.add(mp)
-    out = h.cli("mount", *args, mp, env=env).stdout
-    assert "mounted a writable copy" in out, out
-    files = mounts.RuntimeFiles(h.run_dir, mp)
-    info = json.loads(Path(files.info).read_text())
-    d = Daemon(h, mp, info["pid"], Path(files.log))
-    h.daemons.append(d)
-    h.wait_up(d)
-    return d, d.status()["writable"]["draft"]
 
 
 def close_copy(h: Harness, mp: str, *extra: str, env: dict[str, str] | None = None) -> str:
@@ -205,7 +188,7 @@ def test_edit_with_ordinary_tools_diff_and_close(h: Harness, tmp_path: Path) -> 
     _edit(ref, tmp_path)
 
     mp = h.mountpoint()
-    d, draft = writable(h, mp, "vision/cats/1.0.0")
+    d, draft = mount_writable(h, mp, "vision/cats/1.0.0")
     assert draft != v1.id
     assert snap(mp) == snap(src)  # nothing changed yet: lazily read, all there
     assert h.cli_json("diff", mp) == {"added": [], "modified": [], "removed": [], "skipped": []}
@@ -258,7 +241,7 @@ def test_diff_lists_a_mode_only_change(h: Harness, tmp_path: Path) -> None:
     write(src / "b.txt", b"b\n", mtime_ns=T0)
     build("p", "mode", src)
     mp = h.mountpoint()
-    writable(h, mp, "p/mode/1.0.0")
+    mount_writable(h, mp, "p/mode/1.0.0")
     os.chmod(Path(mp, "a.txt"), 0o600)
     os.utime(Path(mp, "b.txt"), ns=(T0 + 9, T0 + 9))
     assert h.cli_json("diff", mp)["modified"] == ["a.txt", "b.txt"]
@@ -291,7 +274,7 @@ def test_rsync_a_tree_in_uploads_only_new_chunks(h: Harness, tmp_path: Path) -> 
         shutil.copy2(src / "data" / f"d{i}.bin", tree / "copies" / f"c{i}.bin")
 
     mp = h.mountpoint()
-    d, draft = writable(h, mp, v1.id)
+    d, draft = mount_writable(h, mp, v1.id)
     sh(mp, "rsync", "-a", f"{tree}/", "./")
     want = snap(src)
     want.update(snap(tree))
@@ -342,7 +325,7 @@ def copy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Copy]:
     work.mkdir()
     with harness(env, work) as h:
         mnt = h.mountpoint()
-        d, _ = writable(h, mnt, "sem/w/1.0.0")
+        d, _ = mount_writable(h, mnt, "sem/w/1.0.0")
         yield Copy(h, d, Path(mnt), src)
         problems = d.log_problems()
     assert not [p for p in problems if "mkfifo" not in p], problems
@@ -540,7 +523,7 @@ def test_a_small_overwrite_in_a_large_file_fetches_little(h: Harness, tmp_path: 
     build("p", "huge", src)
     env = dict(h.env, MOUNTFS_CACHE_DIR=str(tmp_path / "fresh-cache"))  # nothing cached by the build
     mp = h.mountpoint()
-    d, _ = writable(h, mp, "p/huge/1.0.0", env=env)
+    d, _ = mount_writable(h, mp, "p/huge/1.0.0", env=env)
     f = Path(mp) / "huge.bin"
     off = 20 << 20
     fd = os.open(f, os.O_WRONLY)
@@ -580,7 +563,7 @@ def test_a_large_lower_file_edited_in_place_reads_and_closes_right(h: Harness, t
     write(src / "other.txt", b"other\n", mtime_ns=T0)
     build("p", "inplace", src)
     mp = h.mountpoint()
-    d, draft = writable(h, mp, "p/inplace/1.0.0")
+    d, draft = mount_writable(h, mp, "p/inplace/1.0.0")
     f = Path(mp) / "big.bin"
 
     def pwrite(off: int, data: bytes) -> None:
@@ -616,7 +599,7 @@ def test_a_large_lower_file_edited_in_place_reads_and_closes_right(h: Harness, t
     assert _fresh_read(f) == bytes(model)
     assert d.status()["writable"]["upper_bytes"] < 2 << 20  # the ranges written, not the file
     h.cli("umount", mp)  # the extents and the cut survive a remount
-    writable(h, mp, draft=draft)
+    mount_writable(h, mp, draft=draft)
     assert _fresh_read(f) == bytes(model)
     close_copy(h, mp)
     assert _fresh_read(f) == bytes(model)
@@ -630,7 +613,7 @@ def test_a_large_lower_folder_lists_whole(h: Harness, tmp_path: Path) -> None:
         write(src / "many" / f"f{i:05d}", b"%d\n" % i)
     build("p", "many", src)
     mp = h.mountpoint()
-    writable(h, mp, "p/many/1.0.0")
+    mount_writable(h, mp, "p/many/1.0.0")
     many = Path(mp) / "many"
     assert len(os.listdir(many)) == 5000
     (many / "f04999").unlink()
@@ -648,7 +631,7 @@ def test_links_fifos_and_symlinks_at_close(h: Harness, tmp_path: Path) -> None:
     write(src / "a.txt", b"a\n", mtime_ns=T0)
     build("p", "kinds", src)
     mp = h.mountpoint()
-    _, draft = writable(h, mp, "p/kinds/1.0.0")
+    _, draft = mount_writable(h, mp, "p/kinds/1.0.0")
     m = Path(mp)
     os.link(m / "a.txt", m / "hard-a.txt")  # a second name of a lower file
     assert os.stat(m / "a.txt").st_nlink == 2
@@ -667,7 +650,7 @@ def test_links_fifos_and_symlinks_at_close(h: Harness, tmp_path: Path) -> None:
 def test_odd_but_valid_names_close_into_the_version(h: Harness, tmp_path: Path) -> None:
     build("p", "names", write(tmp_path / "src" / "a.txt", b"a\n", mtime_ns=T0).parent)
     mp = h.mountpoint()
-    _, draft = writable(h, mp, "p/names/1.0.0")
+    _, draft = mount_writable(h, mp, "p/names/1.0.0")
     names = ["new\nline.txt", "with space.txt", "ünï.txt", "x" * 255, "-dash", "#hash%20"]
     for n in names:
         Path(mp, n).write_bytes(n.encode())
@@ -682,7 +665,7 @@ def test_odd_but_valid_names_close_into_the_version(h: Harness, tmp_path: Path) 
 def test_a_name_that_is_not_utf8_is_refused_or_left_out(h: Harness, tmp_path: Path) -> None:
     build("p", "bytes", write(tmp_path / "src" / "a.txt", b"a\n", mtime_ns=T0).parent)
     mp = h.mountpoint()
-    _, draft = writable(h, mp, "p/bytes/1.0.0")
+    _, draft = mount_writable(h, mp, "p/bytes/1.0.0")
     bad = os.fsencode(mp) + b"/bad\xff.txt"
     try:
         with open(bad, "wb") as fh:
@@ -706,7 +689,7 @@ def test_a_name_that_is_not_utf8_is_refused_or_left_out(h: Harness, tmp_path: Pa
 def test_no_data_file_stays_open_after_a_truncate_by_path(h: Harness, tmp_path: Path) -> None:
     build("p", "trunc", write(tmp_path / "src" / "a.txt", b"aaaa\n", mtime_ns=T0).parent)
     mp = h.mountpoint()
-    d, _ = writable(h, mp, "p/trunc/1.0.0")
+    d, _ = mount_writable(h, mp, "p/trunc/1.0.0")
     m = Path(mp)
     (m / "t.bin").write_bytes(os.urandom(1 << 20))
     os.truncate(m / "t.bin", 1000)  # truncate(2): no file handle
@@ -756,7 +739,7 @@ def test_the_sdk_mounts_a_writable_copy_and_finalize_closes_it(h: Harness, tmp_p
 def test_two_writable_mounts_of_one_draft_are_refused(h: Harness, tmp_path: Path) -> None:
     v1 = build("p", "two", write(tmp_path / "s" / "a.txt", b"a\n").parent)
     one, two = h.mountpoint("one"), h.mountpoint("two")
-    _, draft = writable(h, one, "p/two/1.0.0")
+    _, draft = mount_writable(h, one, "p/two/1.0.0")
     line = fails(h, "mount", "--writable", "--id", draft, two)
     assert draft in line and "already mounted writable" in line
     assert not os.path.ismount(two)
@@ -772,9 +755,9 @@ def test_writable_on_a_finalized_version_is_always_a_new_child(h: Harness, tmp_p
     src = write(tmp_path / "s" / "a.txt", b"a\n").parent
     v1 = build("p", "kid", src)
     one, two = h.mountpoint("one"), h.mountpoint("two")
-    _, d1 = writable(h, one, "p/kid/1.0.0")
+    _, d1 = mount_writable(h, one, "p/kid/1.0.0")
     Path(one, "a.txt").write_bytes(b"changed\n")
-    _, d2 = writable(h, two, "p/kid/1.0.0")  # not refused: another child
+    _, d2 = mount_writable(h, two, "p/kid/1.0.0")  # not refused: another child
     assert len({v1.id, d1, d2}) == 3
     assert Path(two, "a.txt").read_bytes() == b"a\n"
     for draft in (d1, d2):
@@ -784,13 +767,13 @@ def test_writable_on_a_finalized_version_is_always_a_new_child(h: Harness, tmp_p
     h.cli("umount", one)
     # a finalized version by id, again a new child; the version itself never changed
     three = h.mountpoint("three")
-    _, d3 = writable(h, three, draft=v1.id)
+    _, d3 = mount_writable(h, three, draft=v1.id)
     assert d3 not in (v1.id, d1, d2)
     assert_same_tree(Dataset.get(dataset_id=v1.id).get_local_copy(), src)
     # the first copy's change is kept in its draft
     h.cli("umount", two)
     h.cli("umount", three)
-    _, again = writable(h, one, draft=d1)
+    _, again = mount_writable(h, one, draft=d1)
     assert again == d1 and Path(one, "a.txt").read_bytes() == b"changed\n"
 
 
@@ -798,7 +781,7 @@ def test_close_with_a_file_open_for_writing_is_refused(h: Harness, tmp_path: Pat
     src = write(tmp_path / "s" / "a.txt", b"a\n").parent
     build("p", "busy", src)
     mp = h.mountpoint()
-    d, draft = writable(h, mp, "p/busy/1.0.0")
+    d, draft = mount_writable(h, mp, "p/busy/1.0.0")
     os.mkdir(Path(mp) / "sub")
     fh = open(Path(mp) / "sub" / "busy.txt", "wb")
     try:
@@ -832,7 +815,7 @@ def test_a_drafts_added_files_show_in_its_writable_mount(h: Harness, tmp_path: P
     src = write(tmp_path / "s" / "a.txt", b"a\n").parent
     draft = build("p", "draft", src, finalize=False, upload=False)
     mp = h.mountpoint()
-    _, got = writable(h, mp, draft=draft.id)  # uploaded first
+    _, got = mount_writable(h, mp, draft=draft.id)  # uploaded first
     assert got == draft.id
     assert Path(mp, "a.txt").read_bytes() == b"a\n"
     Path(mp, "b.txt").write_bytes(b"b\n")
@@ -855,7 +838,7 @@ def test_modes_hold_for_other_users_of_a_root_mount(h: Harness, tmp_path: Path) 
     mp = tempfile.mkdtemp(prefix="mfs-wpub-", dir="/tmp")  # tmp_path's folders are root-only
     os.chmod(mp, 0o755)
     try:
-        writable(h, mp, v1.id)
+        mount_writable(h, mp, v1.id)
         private = Path(mp, "private.txt")
         private.write_bytes(b"root only\n")
         os.chmod(private, 0o600)

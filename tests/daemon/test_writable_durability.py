@@ -9,18 +9,16 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import json
 import os
 import random
 import re
 import signal
 import stat
-import subprocess
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from mfs import Daemon, Harness, build, drop_page_cache, wait_for, write
+from mfs import Daemon, Harness, build, drop_page_cache, mount_writable, tmpfs, wait_for, write
 
 from mountfs import Dataset
 from mountfs.daemon import mounts
@@ -28,21 +26,6 @@ from mountfs.daemon import mounts
 pytestmark = pytest.mark.fuse
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a tiny tmpfs)")
 T0 = 1_600_000_000_000_000_000
-
-
-def writable(h: Harness, mp: str, spec: str | None = None, draft: str | None = None,
-             env: dict[str, str] | None = None) -> tuple[Daemon, str]:
-    """`mountfs mount --writable [SPEC | --id DRAFT] DIR`: the daemon (by the PID it recorded) and its draft."""
-    args = ["--writable"] + (["--id", draft] if draft else []) + ([spec] if spec else [])
-    h.mountpoints.add(mp)
-    out = h.cli("mount", *args, mp, env=env).stdout
-    assert "mounted a writable copy" in out, out
-    files = mounts.RuntimeFiles(h.run_dir, mp)
-    info = json.loads(Path(files.info).read_text())
-    d = Daemon(h, mp, info["pid"], Path(files.log))
-    h.daemons.append(d)
-    h.wait_up(d)
-    return d, d.status()["writable"]["draft"]
 
 
 def close_copy(h: Harness, mp: str, env: dict[str, str] | None = None) -> str:
@@ -117,7 +100,7 @@ def test_fsynced_changes_survive_a_sigkill_and_a_clean_umount_keeps_everything(h
     write(src / "big.bin", rng.randbytes(12 << 20), mtime_ns=T0)  # larger than a whole copy-up
     build("p", "dur", src)
     mp = h.mountpoint()
-    d, draft = writable(h, mp, "p/dur/1.0.0")
+    d, draft = mount_writable(h, mp, "p/dur/1.0.0")
     m = Path(mp)
 
     _fsynced(m / "new.bin", rng.randbytes(300_000))
@@ -148,7 +131,7 @@ def test_fsynced_changes_survive_a_sigkill_and_a_clean_umount_keeps_everything(h
 
     h.cli("umount", mp)  # the stale mount and the runtime files are cleaned
     assert not mounts.mounted_fuse(mp) and not os.path.exists(d.runtime.info)
-    d2, again = writable(h, mp, draft=draft)
+    d2, again = mount_writable(h, mp, draft=draft)
     assert again == draft and d2.pid != d.pid
     assert snap(mp) == want
 
@@ -161,13 +144,13 @@ def test_fsynced_changes_survive_a_sigkill_and_a_clean_umount_keeps_everything(h
     want = snap(mp)
     h.cli("umount", mp)
     wait_for(lambda: not d2.alive(), 15, "the daemon to exit")
-    d3, _ = writable(h, mp, draft=draft)
+    d3, _ = mount_writable(h, mp, draft=draft)
     assert snap(mp) == want
 
     # SIGTERM stops it cleanly too
     _kill(d3, signal.SIGTERM)
     h.cli("umount", mp, code=None)
-    writable(h, mp, draft=draft)
+    mount_writable(h, mp, draft=draft)
     drop_page_cache(mp)
     assert snap(mp) == want
     new_id = close_copy(h, mp)
@@ -184,7 +167,7 @@ def _fails(h: Harness, *args: str) -> str:
 def test_a_draft_changed_while_unmounted_is_refused_until_the_copy_is_discarded(h: Harness, tmp_path: Path) -> None:
     build("p", "moved", write(tmp_path / "src" / "a.txt", b"a\n", mtime_ns=T0).parent)
     mp = h.mountpoint()
-    d, draft = writable(h, mp, "p/moved/1.0.0")
+    d, draft = mount_writable(h, mp, "p/moved/1.0.0")
     Path(mp, "b.txt").write_bytes(b"b\n")
     status = h.cli("status").stdout
     assert "writable: " in status and "changed" in status, status
@@ -199,7 +182,7 @@ def test_a_draft_changed_while_unmounted_is_refused_until_the_copy_is_discarded(
     assert "--discard-copy" in line and draft in line, line
     assert not mounts.mounted_fuse(mp)
     h.cli("close", "--discard-copy", "--id", draft)
-    writable(h, mp, draft=draft)
+    mount_writable(h, mp, draft=draft)
     assert sorted(os.listdir(mp)) == ["a.txt", "c.txt"]  # the draft's files; the copy's b.txt dropped
     new_id = close_copy(h, mp)
     assert sorted(stored(new_id)) == ["a.txt", "c.txt"]
@@ -207,17 +190,9 @@ def test_a_draft_changed_while_unmounted_is_refused_until_the_copy_is_discarded(
 
 @pytest.fixture
 def small_disk(h: Harness, tmp_path: Path) -> Iterator[Path]:
-    """An 8 MiB tmpfs for the cache and upper layer; unmounted after the test's daemons are gone."""
-    disk = tmp_path / "small-disk"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(disk)], check=True)
-    try:
+    """A 8 MiB tmpfs for the cache and upper layer."""
+    with tmpfs(h, tmp_path / "small-disk", "8m") as disk:
         yield disk
-    finally:
-        h.close()
-        subprocess.run(["umount", str(disk)], check=False)
-        if os.path.ismount(disk):
-            subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def _write_until_full(path: Path, limit: int, seed: int) -> tuple[int, int, bytes]:
@@ -253,7 +228,7 @@ def test_a_full_upper_disk_is_enospc_and_the_copy_still_closes(h: Harness, small
     build("p", "full", src)
     env = dict(h.env, MOUNTFS_CACHE_DIR=str(small_disk / "cache"))
     mp = h.mountpoint()
-    d, draft = writable(h, mp, "p/full/1.0.0", env=env)
+    d, draft = mount_writable(h, mp, "p/full/1.0.0", env=env)
     m = Path(mp)
     (m / "before.txt").write_bytes(b"written before the disk filled\n")
     os.chmod(m / "f0.bin", 0o640)
@@ -284,7 +259,7 @@ def test_a_disk_filled_by_others_fails_metadata_changes_and_damages_nothing(
     build("p", "filled", src)
     env = dict(h.env, MOUNTFS_CACHE_DIR=str(small_disk / "cache"))
     mp = h.mountpoint()
-    d, draft = writable(h, mp, "p/filled/1.0.0", env=env)
+    d, draft = mount_writable(h, mp, "p/filled/1.0.0", env=env)
     m = Path(mp)
     (m / "kept.txt").write_bytes(b"kept\n")
     filler = small_disk / "filler"
@@ -314,7 +289,7 @@ def test_a_disk_filled_by_others_fails_metadata_changes_and_damages_nothing(
     assert sorted(os.listdir(mp)) == ["a.txt", "kept.txt"]
     assert (m / "kept.txt").read_bytes() == b"kept\n"
     h.cli("umount", mp)
-    writable(h, mp, draft=draft, env=env)
+    mount_writable(h, mp, draft=draft, env=env)
     assert sorted(os.listdir(mp)) == ["a.txt", "kept.txt"]
     new_id = close_copy(h, mp, env=env)
     assert sorted(stored(new_id)) == ["a.txt", "kept.txt"]
@@ -326,7 +301,7 @@ def test_on_a_full_upper_disk_every_acknowledged_byte_is_kept(h: Harness, small_
     build("p", "acked", write(tmp_path / "src" / "a.txt", b"a\n").parent)
     env = dict(h.env, MOUNTFS_CACHE_DIR=str(small_disk / "cache"))
     mp = h.mountpoint()
-    d, _ = writable(h, mp, "p/acked/1.0.0", env=env)
+    d, _ = mount_writable(h, mp, "p/acked/1.0.0", env=env)
     f = Path(mp) / "huge.bin"
     code, acked, data = _write_until_full(f, 64 << 20, seed=7)
     assert code == errno.ENOSPC
@@ -338,17 +313,9 @@ def test_on_a_full_upper_disk_every_acknowledged_byte_is_kept(h: Harness, small_
 
 @pytest.fixture
 def small_store(h: Harness, tmp_path: Path) -> Iterator[Path]:
-    """A 48 MiB tmpfs for the store; unmounted after the test's daemons are gone."""
-    disk = tmp_path / "small-store"
-    disk.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(disk)], check=True)
-    try:
+    """A 48 MiB tmpfs for the store."""
+    with tmpfs(h, tmp_path / "small-store", "48m") as disk:
         yield disk
-    finally:
-        h.close()
-        subprocess.run(["umount", str(disk)], check=False)
-        if os.path.ismount(disk):
-            subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def _fill_but(disk: Path, spare: int) -> Path:
@@ -379,7 +346,7 @@ def test_a_close_that_fails_midway_leaves_the_copy_whole_and_runs_again(
     write(src / "gone.txt", b"gone\n", mtime_ns=T0)
     v1 = build("p", "retry", src)
     mp = h.mountpoint()
-    _, draft = writable(h, mp, "p/retry/1.0.0")
+    _, draft = mount_writable(h, mp, "p/retry/1.0.0")
     m = Path(mp)
     write(m / "new" / "big.bin", os.urandom(20 << 20), mtime_ns=T0 + 1)
     (m / "gone.txt").unlink()
@@ -399,7 +366,7 @@ def test_a_close_that_fails_midway_leaves_the_copy_whole_and_runs_again(
     assert "No space left" in _fails(h, "mount", "--writable", "--id", draft, mp)
     assert not mounts.mounted_fuse(mp)
     filler.unlink()
-    writable(h, mp, draft=draft)
+    mount_writable(h, mp, draft=draft)
     assert files_only(snap(mp)) == want
     new_id = close_copy(h, mp)
     assert new_id == draft
