@@ -285,6 +285,7 @@ def sync(
     if not os.path.isdir(path):
         what = "it is not a folder" if os.path.exists(path) else "no such folder"
         raise UsageError(f"cannot sync {folder}: {what}; give the folder the dataset should match with --folder")
+    names.check_dataset_path(dataset_folder or "")  # also before a draft (or a new store) is made
     creating = bool(parents or (project and name))
     if not creating and (project or name or version or tags):
         raise UsageError("sync creates a version with --project and --name (or --parents); "

@@ -75,7 +75,9 @@ class GcReport:
         """One line for people."""
         verb = "would free" if self.dry_run else "freed"
         young = f"; {self.young} unreferenced kept (younger than the grace period)" if self.young else ""
-        return f"gc {self.store}: {verb} {self.packs} packs ({human_size(self.bytes)}); {self.reachable} packs in use{young}"
+        packs = "pack" if self.packs == 1 else "packs"
+        used = "pack" if self.reachable == 1 else "packs"
+        return f"gc {self.store}: {verb} {self.packs} {packs} ({human_size(self.bytes)}); {self.reachable} {used} in use{young}"
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)

@@ -44,7 +44,7 @@ def test_delete_one_version_then_gc_frees_its_packs_and_the_child_stays_whole(en
     # the other dataset: its pack is needed by nobody after it goes
     out = mountfs("delete", "--id", other).stdout.splitlines()
     assert out[0] == f"deleted {other} p/gone 1.0.0"
-    assert out[1].startswith("gc ") and "freed 1 packs" in out[1] and len(out) == 2
+    assert out[1].startswith("gc ") and "freed 1 pack (" in out[1] and len(out) == 2
     # a parent: refused without --force, and its packs stay for the child that uses them
     says = mountfs.fails("delete", "--project", "p", "--name", "ds", "--version", "1.0.0", code=4)
     assert f"{parent} is a parent of {child}" in says and "force" in says

@@ -27,7 +27,7 @@ def test_dry_run_then_gc(env, mountfs) -> None:
     packs = [o.key for o in backend.list(PACKS)]
     assert packs
     out = mountfs("gc", "--dry-run", "--grace", "0").stdout
-    assert re.fullmatch(rf"gc \S+: would free {len(packs)} packs \(\d+(\.\d)? \S+\); 0 packs in use\n", out), out
+    assert re.fullmatch(rf"gc \S+: would free {len(packs)} packs? \(\d+(\.\d)? \S+\); 0 packs in use\n", out), out
     assert [o.key for o in backend.list(PACKS)] == packs
     young = mountfs("gc").stdout  # the default grace period keeps packs this young
     assert "freed 0 packs" in young and f"{len(packs)} unreferenced kept" in young

@@ -203,7 +203,7 @@ def test_packs_of_an_upload_in_another_process_survive_gc_and_its_finalize_reads
     assert pack in uploaded and len(uploaded) >= 4
     code, out, err = _gc("--grace", "0")
     assert code == 0, (out, err)
-    assert f"freed {len(garbage)} packs" in out
+    assert f"freed {len(garbage)} pack{'' if len(garbage) == 1 else 's'} (" in out
     assert _listed(backend, PACKS) == uploaded and _listed(backend, INDEX) == uploaded
 
     # 3. the uploader finalizes: every pack it counted on is there, and the version reads back
