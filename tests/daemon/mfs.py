@@ -454,13 +454,6 @@ def mount_writable(h: "Harness", mp: str, spec: str | None = None, draft: str | 
                    env: dict[str, str] | None = None) -> tuple["Daemon", str]:
     """`mountfs mount --writable [SPEC | --id DRAFT] DIR`: the daemon (found by the PID it recorded, so the
     harness stops it) and the draft it serves."""
-    args = ["--writable"] + (["--id", draft] if draft else []) + ([spec] if spec else [])
-    h.mountpoints.add(mp)
-    out = h.cli("mount", *args, mp, env=env).stdout
-    assert "mounted a writable copy" in out, out
-    files = mounts.RuntimeFiles(h.run_dir, mp)
-    info = json.loads(Path(files.info).read_text())
-    d = Daemon(h, mp, info["pid"], Path(files.log))
-    h.daemons.append(d)
-    h.wait_up(d)
+    # `mount --writable --id DRAFT DIR` or `mount --writable SPEC DIR`; a read-only mount has no "writable" status
+    d = h.mount(draft, mp, "--writable", "--id", env=env) if draft else h.mount(spec or "", mp, "--writable", env=env)
     return d, d.status()["writable"]["draft"]
