@@ -93,16 +93,15 @@ class Session:
     def store(self, url: str = "") -> Store:
         """The store at ``url`` ("" = the catalog's own store), opened once per process.
 
-        The catalog's store is never created here (``NoStore`` when missing):
-        only ``create_store`` starts it.  Another URL is a dataset's data store,
-        named by a draft being written (``upload(output_url=...)``) or by a
-        record (whose draft's creation already made the store): it is created
-        when missing, as ``create_store`` does.
+        No store is created here (``NoStore`` when missing), the catalog's nor a
+        dataset's data store: reading a version whose data store vanished must
+        not write a ``mountfs.json`` there.  Writes go through ``create_store``
+        (a draft's creation, ``upload`` and ``output_url``).
         """
         url = normalize_url(url) if url else self.catalog_url
         with _lock:
             hit = self._stores.get(url)
-        return hit if hit is not None else self._open_store(url, create=url != self.catalog_url)
+        return hit if hit is not None else self._open_store(url, create=False)
 
     def create_store(self, url: str = "") -> Store:
         """The store at ``url`` ("" = the catalog's), started there when there is none: for writes that

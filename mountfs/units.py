@@ -17,3 +17,8 @@ def human_size(n: int) -> str:
             return f"{size:.1f} {unit}" if size < 1024 else f"{size:.3g} {unit}"
         size /= 1024
     raise AssertionError("unreachable")
+
+
+def counted(n: int, word: str, plural: str | None = None) -> str:
+    """``counted(1, "file")`` -> ``1 file``, ``counted(3, "file")`` -> ``3 files``: no ``file(s)`` in what people read."""
+    return f"{n} {word if n == 1 else (plural or word + 's')}"

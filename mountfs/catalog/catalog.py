@@ -587,13 +587,21 @@ class Catalog:
         partial_name: str | None = None,
     ) -> list[DatasetRecord]:
         """Records matching every given criterion, newest first, and each dataset's versions latest first
-        (``latest_first``: ``[0]`` of one project/name is its latest); unusable records are skipped with a warning."""
+        (``latest_first``: ``[0]`` of one project/name is its latest); unusable records are skipped with a warning.
+
+        ``version`` matches by number: ``1.0`` finds ``1.0.0`` (one number has one spelling in a store, though an
+        old store may hold two; then the exact spelling wins)."""
+        number = names.semantic_key(version) if version is not None and names.is_version(version) else None
+
+        def same_version(v: str) -> bool:
+            return v == version or (number is not None and names.is_version(v) and names.semantic_key(v) == number)
+
         if project is not None and name is not None:
             names.check_project(project)
             names.check_name(name)
             ids = self.versions(project, name)
             if version is not None:
-                ids = {version: ids[version]} if version in ids else {}
+                ids = {version: ids[version]} if version in ids else {v: i for v, i in ids.items() if same_version(v)}
             found = ((v, self.get_or_none(i)) for v, i in ids.items())
             records = newest_first(r for v, r in found if r is not None and self.agrees((project, name, v), r))
         else:
@@ -606,7 +614,7 @@ class Catalog:
                 continue
             if name is not None and r.name != name:
                 continue
-            if version is not None and r.version != version:
+            if version is not None and not same_version(r.version):
                 continue
             if partial_name is not None and partial_name.lower() not in r.name.lower():
                 continue
@@ -615,4 +623,6 @@ class Catalog:
             if want_status is not None and r.status not in want_status:
                 continue
             out.append(r)
+        if version is not None and any(r.version == version for r in out):
+            out = [r for r in out if r.version == version]
         return latest_first(out)

@@ -13,7 +13,7 @@ from ..errors import IntegrityError, StateError, UsageError
 from ..session import current
 from . import linkdir
 from .common import Command, ListOption, Selector, as_list, dataset_selector, describe, resolve, show_progress
-from .output import echo_json, echo_table, human_size, printable
+from .output import counted, echo_json, echo_table, human_size, printable
 
 _json = click.option("--json", "as_json", is_flag=True, help="Print JSON only, for scripts.")
 _workers = click.option("--max-workers", type=click.IntRange(min=1), metavar="N", help="Parallel threads (default: logical cores).")
@@ -135,7 +135,7 @@ def list_files(sel: Selector, patterns: tuple[str, ...], modified: bool, as_json
     echo_table(["SIZE", "PATH"], [[human_size(entries[p].size), p] for p in paths], right=("SIZE",))
     total = sum(entries[p].size for p in paths)
     what = "added or modified in" if modified else "in"
-    click.echo(f"{len(paths)} file(s), {human_size(total)} {what} {describe(ds)}")
+    click.echo(f"{counted(len(paths), 'file')}, {human_size(total)} {what} {describe(ds)}")
 
 
 @click.command(cls=Command)
@@ -214,7 +214,7 @@ def _report_folder(ds: Dataset, path: str) -> None:
     )
     for rel in found:
         click.echo(printable(rel), err=True)
-    click.echo(f"{len(found)} file(s) of {describe(ds)} in {printable(path)}", err=True)
+    click.echo(f"{counted(len(found), 'file')} of {describe(ds)} in {printable(path)}", err=True)
 
 
 @click.command(cls=Command)
@@ -259,15 +259,15 @@ def verify(
         checked += ds.record.file_count
         if verbose:
             how = (f"in {local_copy}" + (", sizes only" if skip_hash else "")) if local_copy else "in the store"
-            click.echo(f"{describe(ds)}: {ds.record.file_count} file(s) checked {how}, {len(bad)} failed", err=True)
+            click.echo(f"{describe(ds)}: {counted(ds.record.file_count, 'file')} checked {how}, {len(bad)} failed", err=True)
     if as_json:
         # stdout stays JSON only; a failure still ends in the one error line and the exit code
         echo_json(report)
     if failed:
         where = f" in {local_copy}" if local_copy else ""
-        raise IntegrityError(f"{failed} of {checked} file(s) failed verification{where}")
+        raise IntegrityError(f"{failed} of {counted(checked, 'file')} failed verification{where}")
     if not as_json:
-        click.echo(f"verified {checked} file(s) of {len(sels)} dataset(s): all match", err=True)
+        click.echo(f"verified {counted(checked, 'file')} of {counted(len(sels), 'dataset')}: all match", err=True)
 
 
 # --- compare ---

@@ -18,7 +18,7 @@ from .common import (
     Command, ListOption, Selector, as_list, dataset_selector, describe, id_option, open_draft, remember,
     remembered_draft, resolve, show_progress,
 )
-from .output import human_size, printable
+from .output import counted, human_size, printable
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def add(
             path, wildcard=as_list(wildcard), dataset_path=dataset_folder, recursive=not non_recursive,
             verbose=verbose, max_workers=max_workers, show_progress=show_progress(),
         )
-    click.echo(f"{changed} file(s) added or changed in {describe(ds)}")
+    click.echo(f"{counted(changed, 'file')} added or changed in {describe(ds)}")
 
 
 @click.command(cls=Command)
@@ -148,7 +148,7 @@ def remove(dataset_id: str | None, files: tuple[str, ...], non_recursive: bool, 
             names.check_dataset_path(pattern, "--files")
     ds = open_draft(dataset_id, "remove files")
     removed = sum(ds.remove_files(p, recursive=not non_recursive, verbose=verbose) for p in files)
-    click.echo(f"{removed} file(s) removed from {describe(ds)}")
+    click.echo(f"{counted(removed, 'file')} removed from {describe(ds)}")
 
 
 @click.command(cls=Command)
@@ -212,7 +212,7 @@ def close(
     # and `add` says it is finalized
     ds.finalize(verbose=verbose)
     rec = ds.record
-    click.echo(f"finalized {describe(ds)}: {rec.file_count} file(s), {human_size(rec.total_size)}")
+    click.echo(f"finalized {describe(ds)}: {counted(rec.file_count, 'file')}, {human_size(rec.total_size)}")
 
 
 @click.command(cls=Command)
@@ -326,7 +326,7 @@ def sync(
         _upload(ds, storage if not creating else None, None, max_workers, False, verbose)
     ds.finalize(verbose=verbose)  # a remembered draft stays remembered, as `close` leaves it
     rec = ds.record
-    click.echo(f"finalized {describe(ds)}: {rec.file_count} file(s), {human_size(rec.total_size)}")
+    click.echo(f"finalized {describe(ds)}: {counted(rec.file_count, 'file')}, {human_size(rec.total_size)}")
 
 
 def _remember_open(ds: Dataset) -> None:

@@ -31,7 +31,7 @@ from ..sdk import Dataset
 from ..sdk.copies import select
 from ..session import current
 from ..store import FileEntry
-from .output import printable
+from .output import counted, printable
 
 #: how long a daemon has to answer "status" before its mount is not used (a hung daemon would hang every link)
 STATUS_TIMEOUT = 3.0
@@ -52,7 +52,7 @@ class Linked:
 
     def describe(self) -> str:
         into = f"the mount at {self.source}" if self.kind == "mount" else f"the read-only cached copy at {self.source}"
-        return f"{printable(self.folder)}: {self.files} link(s) into {printable(into)}"
+        return f"{printable(self.folder)}: {counted(self.files, 'link')} into {printable(into)}"
 
 
 def link_folder(

@@ -16,7 +16,7 @@ from ..daemon.main import serve
 from ..errors import MountfsError, NotFound, UsageError
 from ..session import current
 from .common import Selector, dataset_selector, resolve, selector_from, show_progress
-from .output import echo_json, echo_table, human_size
+from .output import counted, echo_json, echo_table, human_size
 
 def _run_dir() -> str:
     # commands that only talk to daemons must work when the store is unreachable: no session
@@ -199,7 +199,7 @@ def warmup(path: str) -> None:
             bar.close()
     if not reply.get("ok"):
         raise MountfsError(reply.get("error", "warmup failed"))
-    click.echo(f"warmed up {reply['files']} file(s), {human_size(reply['bytes'])} under {path}")
+    click.echo(f"warmed up {counted(reply['files'], 'file')}, {human_size(reply['bytes'])} under {path}")
 
 
 @click.group("cache")
@@ -236,8 +236,8 @@ def cache_clear() -> None:
         kept = len(tables.imported())
     finally:
         tables.close()
-    click.echo(f"cleared {sess.config.cache_dir}: every cached chunk, {dropped} file table(s)"
-               + (f"; kept {kept} file table(s) in use by running mounts" if kept else ""))
+    click.echo(f"cleared {sess.config.cache_dir}: every cached chunk, {counted(dropped, 'file table')}"
+               + (f"; kept {counted(kept, 'file table')} in use by running mounts" if kept else ""))
 
 
 @cache.command("evict")

@@ -13,9 +13,9 @@ from typing import Any, Iterable, Iterator, Sequence, TextIO
 
 import click
 
-from ..units import human_size
+from ..units import counted, human_size
 
-__all__ = ["cli_words", "echo_json", "echo_table", "human_size", "pipe_safe_streams", "printable"]
+__all__ = ["cli_words", "counted", "echo_json", "echo_table", "human_size", "pipe_safe_streams", "printable"]
 
 #: C0 and C1 control characters and DEL: a description, tag or file name from a shared store could
 #: otherwise move the cursor, retitle the terminal or hide lines when printed

@@ -416,6 +416,14 @@ def _info(path: str) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
+def created_by_a_dead_daemon(files: RuntimeFiles) -> bool:
+    """Did a daemon that died without cleaning up (SIGKILL) create this mountpoint?  Its description is
+    still there; the daemon mounting there next inherits the job of removing the folder at unmount."""
+    doc = _info(files.info)
+    pid = doc.get("pid")
+    return doc.get("created_mountpoint") is True and isinstance(pid, int) and not _alive(pid)
+
+
 def info_pid(path: str) -> int | None:
     """PID recorded by the daemon serving a mountpoint (None before it wrote it)."""
     pid = _info(path).get("pid")

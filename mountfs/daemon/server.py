@@ -122,6 +122,7 @@ class Daemon:
 
     def run(self) -> None:
         """Mount, serve until unmounted or signalled, then clean up."""
+        inherited = mounts.created_by_a_dead_daemon(self.runtime)
         if not os.path.isdir(self.mountpoint):
             mounts.clean_stale(self.mountpoint)
         if mounts.mounted_fuse(self.mountpoint) and not mounts.clean_stale(self.mountpoint):
@@ -130,6 +131,10 @@ class Daemon:
             mounts.create_mountpoint(self.mountpoint)
             self.created_mountpoint = True
             log.info("created mountpoint %s (removed again at unmount)", self.mountpoint)
+        elif inherited:
+            self.created_mountpoint = True
+            log.info("mountpoint %s was created by a daemon that was killed; removed again at unmount",
+                     self.mountpoint)
         try:
             self.runtime.prepare()
             trio.run(self._main)

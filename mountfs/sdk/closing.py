@@ -19,7 +19,7 @@ from ..store import FileEntry
 from ..store.chunker import read_source_chunks
 from ..store.locks import shared_lock
 from ..store.upload import ChunkSource, UploadStats, upload_chunks
-from ..units import human_size
+from ..units import counted, human_size
 from .version import OTHER_STORE, Origins, Version, diff_tables, is_pending, same_content
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def seal(version: Version, parents: dict[str, FileEntry]) -> DatasetRecord:
     missing = version.store.missing_packs({c.pack for e in table.values() for c in e.chunks if c.pack})
     if missing:
         raise IntegrityError(
-            f"dataset {version.id} names {len(missing)} pack(s) no longer in store {version.store.url} "
+            f"dataset {version.id} names {counted(len(missing), 'pack')} no longer in store {version.store.url} "
             f"(e.g. {missing[0]}, removed by `mountfs gc`); add the files again in a new draft"
         )
     added, modified, removed = diff_tables(table, parents)
@@ -167,6 +167,7 @@ class DraftClosing:
             url = "" if url == v.session.catalog_url else url
             if url != v.record.storage:
                 self._move_storage(url)
+        v.session.create_store(v.record.storage)  # a write: the data store may be started here (and said so)
         pending = pending_entries(v)
         # ``retries`` is ClearML's and accepted, but not a loop here: the store's retry layer is the only
         # one (see send_pending), and a second one on top multiplied the time before a dead store is reported
@@ -197,6 +198,7 @@ class DraftClosing:
     def _move_storage(self, url: str) -> None:
         """Make ``url`` the draft's store: chunks already uploaded to the old one are copied at upload."""
         old = self._v.record.storage or self._v.session.catalog_url
+        self._v.session.create_store(url)  # reached (and started) before the draft names it
         for e in self._v.table().values():
             if e.chunks and e.chunks[0].pack and not e.src:
                 e.src = OTHER_STORE + old

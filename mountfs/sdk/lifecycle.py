@@ -17,6 +17,7 @@ from ..catalog.records import FINAL_STATUSES, new_id
 from ..errors import MountfsError, NotFound, StateError, UsageError
 from ..session import Session
 from ..store import FileEntry, gc, layout
+from ..store.format import NoStore
 from .closing import pending_entries, seal, send_pending
 from .version import Version, merge_versions, name_pattern
 
@@ -302,7 +303,10 @@ def delete(
     for rec in found:
         sess.catalog.delete_version(rec)
         if rec.storage:  # the manifest is in the store holding the version's data
-            sess.store(rec.storage).backend.delete(layout.Manifest(rec.id).key)
+            try:
+                sess.store(rec.storage).backend.delete(layout.Manifest(rec.id).key)
+            except NoStore:  # that store is gone, and the manifest with it
+                log.warning("data store %s of dataset %s is gone; its record is deleted", rec.storage, rec.id)
         log.info("deleted dataset %s (%s/%s %s)", rec.id, rec.project, rec.name, rec.version)
     return found
 

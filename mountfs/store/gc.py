@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 from ..errors import IntegrityError, ObjectNotFound, UsageError
-from ..units import human_size
+from ..units import counted, human_size
 from . import manifest as manifest_codec
 from .layout import DATASETS, INDEX, PACKS, DraftState, Manifest, Pack, PackIndex, parse_dataset_key, parse_pack_key
 from .locks import STALE_SECONDS, exclusive_lock, remove_stale
@@ -75,9 +75,8 @@ class GcReport:
         """One line for people."""
         verb = "would free" if self.dry_run else "freed"
         young = f"; {self.young} unreferenced kept (younger than the grace period)" if self.young else ""
-        packs = "pack" if self.packs == 1 else "packs"
-        used = "pack" if self.reachable == 1 else "packs"
-        return f"gc {self.store}: {verb} {self.packs} {packs} ({human_size(self.bytes)}); {self.reachable} {used} in use{young}"
+        return (f"gc {self.store}: {verb} {counted(self.packs, 'pack')} ({human_size(self.bytes)}); "
+                f"{counted(self.reachable, 'pack')} in use{young}")
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)

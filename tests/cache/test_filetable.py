@@ -233,11 +233,11 @@ def test_cache_clear_drops_chunks_and_file_tables_but_not_those_in_use(
             looker.close()
 
     out = clear()
-    assert out == (f"cleared {folder}: every cached chunk, 2 file table(s); "
-                   f"kept 1 file table(s) in use by running mounts\n"), out
+    assert out == (f"cleared {folder}: every cached chunk, 2 file tables; "
+                   f"kept 1 file table in use by running mounts\n"), out
     assert left() == {version_key(IDS[0])}
     with ChunkCache(folder, 1 << 30) as cache:
         assert cache.stats()["count"] == 0
     user.stop()
-    assert clear() == f"cleared {folder}: every cached chunk, 1 file table(s)\n"
+    assert clear() == f"cleared {folder}: every cached chunk, 1 file table\n"
     assert left() == set()

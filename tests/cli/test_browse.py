@@ -81,7 +81,7 @@ def test_list_shows_sizes_aligned_and_a_total(env, mountfs, finalized):
         "   SIZE  PATH",
         " 1000 B  train/img_0001.jpg",
         "2.0 KiB  train/img_0002.jpg",
-        f"2 file(s), 2.9 KiB in p/n 1.0.0 ({finalized})",
+        f"2 files, 2.9 KiB in p/n 1.0.0 ({finalized})",
     ]
 
 
@@ -132,7 +132,7 @@ def test_verify_reports_failing_files(env, mountfs, finalized):
     os.remove(copy / "labels.csv")
     result = mountfs("verify", "--id", finalized, "--local-copy", copy, code=6)
     assert result.stdout.splitlines() == ["labels.csv", "train/img_0002.jpg"]
-    assert result.stderr.startswith("mountfs: error: 2 of 4 file(s) failed verification")
+    assert result.stderr.startswith("mountfs: error: 2 of 4 files failed verification")
     # sizes only: the rewritten image passes, the missing file does not
     assert mountfs("verify", "--id", finalized, "--local-copy", copy, "--skip-hash", code=6).stdout.splitlines() == ["labels.csv"]
 
@@ -143,7 +143,7 @@ def test_verify_of_several_versions_names_the_version_of_each_failure(env, mount
     (env.data / "other" / "own.bin").write_bytes(b"only in the other version" * 100)  # a chunk of its own
     other = _version(env, mountfs, "other", [env.data / "other", env.data / "labels.csv"])
     ok = mountfs("verify", "--id", finalized, other)
-    assert ok.stdout == "" and ok.stderr == "verified 6 file(s) of 2 dataset(s): all match\n"
+    assert ok.stdout == "" and ok.stderr == "verified 6 files of 2 datasets: all match\n"
     victim = Dataset.get(dataset_id=other).file_entries_dict["own.bin"].chunks[0]
     pack = env.store / Pack(victim.pack).key
     data = bytearray(pack.read_bytes())
@@ -151,7 +151,7 @@ def test_verify_of_several_versions_names_the_version_of_each_failure(env, mount
     pack.write_bytes(bytes(data))
     result = mountfs("verify", "--id", finalized, other, code=IntegrityError.exit_code)
     assert result.stdout.splitlines() == [f"{other}\town.bin"]
-    assert result.stderr.splitlines()[-1] == "mountfs: error: 1 of 6 file(s) failed verification"
+    assert result.stderr.splitlines()[-1] == "mountfs: error: 1 of 6 files failed verification"
 
 
 def test_verify_refuses_options_that_do_not_go_together(env, mountfs, finalized):
@@ -189,7 +189,7 @@ def test_list_with_several_filters_and_only_the_modified_files(env, mountfs, fin
     mountfs("close")
     assert [f["path"] for f in mountfs.json("list", "--id", child, "--modified")] == ["labels.csv", "new.txt"]
     lines = mountfs("list", "--id", child, "--modified", "--filter", "*.txt", "train").stdout.splitlines()
-    assert lines[1:] == [" 3 B  new.txt", f"1 file(s), 3 B added or modified in p/n 1.0.1 ({child})"]
+    assert lines[1:] == [" 3 B  new.txt", f"1 file, 3 B added or modified in p/n 1.0.1 ({child})"]
 
 
 def test_get_verbose_lists_the_files_on_stderr(env, mountfs, finalized):
@@ -197,7 +197,7 @@ def test_get_verbose_lists_the_files_on_stderr(env, mountfs, finalized):
     folder = result.stdout.strip()
     assert os.path.isdir(folder)
     assert result.stderr.splitlines() == [
-        "train/img_0001.jpg", "train/img_0002.jpg", f"2 file(s) of p/n 1.0.0 ({finalized}) in {folder}"]
+        "train/img_0001.jpg", "train/img_0002.jpg", f"2 files of p/n 1.0.0 ({finalized}) in {folder}"]
 
 
 def test_verify_under_clearml_data_names(env, mountfs, finalized):
@@ -207,11 +207,11 @@ def test_verify_under_clearml_data_names(env, mountfs, finalized):
     assert mountfs("verify", "--id", finalized, "--folder", copy, code=6).stdout == "train/img_0002.jpg\n"
     ok = mountfs("verify", "--id", finalized, "--folder", copy, "--filesize", "--verbose")
     assert ok.stderr.splitlines() == [
-        f"p/n 1.0.0 ({finalized}): 4 file(s) checked in {copy}, sizes only, 0 failed",
-        "verified 4 file(s) of 1 dataset(s): all match",
+        f"p/n 1.0.0 ({finalized}): 4 files checked in {copy}, sizes only, 0 failed",
+        "verified 4 files of 1 dataset: all match",
     ]
     assert mountfs("verify", "--id", finalized, "--verbose").stderr.splitlines()[0] == (
-        f"p/n 1.0.0 ({finalized}): 4 file(s) checked in the store, 0 failed")
+        f"p/n 1.0.0 ({finalized}): 4 files checked in the store, 0 failed")
 
 
 # ------------------------------------------------------------------------ tree
@@ -280,4 +280,4 @@ def test_verify_json_gives_checked_and_failed_per_version(env, mountfs, finalize
     (copy / "labels.csv").write_text("changed")
     bad = mountfs("verify", "--id", finalized, "--local-copy", copy, "--json", code=IntegrityError.exit_code)
     assert json.loads(bad.stdout) == [{"id": finalized, "checked": 4, "failed": ["labels.csv"]}]
-    assert bad.stderr.startswith("mountfs: error: 1 of 4 file(s) failed")
+    assert bad.stderr.startswith("mountfs: error: 1 of 4 files failed")

@@ -34,7 +34,7 @@ def test_full_flow(env, mountfs):
         "all/img_0001.jpg", "all/img_0002.jpg"
     ]
     human = mountfs("list", "--id", ds_id).stdout
-    assert "all/labels.csv" in human and "3 file(s)" in human
+    assert "all/labels.csv" in human and "3 files" in human
 
     found = mountfs.json("search", "--project", "vision", "--name", "PET")
     assert [(d["id"], d["version"], d["status"], d["file_count"]) for d in found] == [(ds_id, "1.0", "completed", 3)]
@@ -87,7 +87,7 @@ def test_child_version_with_parents_and_remove(env, mountfs):
     assert draft_info["id"] == child and draft_info["version"] == "1.0.1" and draft_info["parents"] == [parent]
     assert draft_info["status"] == "draft" and draft_info["file_count"] == 4
 
-    assert "2 file(s) removed" in mountfs("remove", "--files", "val", "labels.csv").stdout
+    assert "2 files removed" in mountfs("remove", "--files", "val", "labels.csv").stdout
     (env.data / "train" / "img_0001.jpg").write_bytes(b"changed")
     (env.data / "new.txt").write_text("new")
     mountfs("add", "--files", env.data / "train" / "img_0001.jpg", env.data / "new.txt", "--dataset-folder", "train")

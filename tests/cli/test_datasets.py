@@ -77,9 +77,9 @@ def test_add_links_keeps_files_where_they_are(env, mountfs):
     ds_id = mountfs("create", "--project", "p", "--name", "n").stdout.strip()
     out = mountfs("add", "--links", f"file://{env.data}/train", f"file://{env.data}/labels.csv",
                   "--dataset-folder", "ext", "--wildcard", "*.jpg", "img_0001*").stdout
-    assert out.startswith("2 file(s) added or changed")
+    assert out.startswith("2 files added or changed")
     assert [f["path"] for f in mountfs.json("list")] == ["ext/img_0001.jpg", "ext/img_0002.jpg"]
-    assert mountfs("add", "--links", f"file://{env.data}", "--non-recursive").stdout.startswith("1 file(s)")
+    assert mountfs("add", "--links", f"file://{env.data}", "--non-recursive").stdout.startswith("1 file ")
     assert [f["path"] for f in mountfs.json("list")] == ["ext/img_0001.jpg", "ext/img_0002.jpg", "labels.csv"]
     mountfs("close")
     entry = Dataset.get(dataset_id=ds_id).file_entries_dict["ext/img_0002.jpg"]
@@ -91,8 +91,8 @@ def test_add_links_keeps_files_where_they_are(env, mountfs):
 def test_remove_by_folder_wildcard_and_not_recursively(env, mountfs):
     mountfs("create", "--project", "p", "--name", "n")
     mountfs("add", "--files", env.data)
-    assert mountfs("remove", "--files", "*.jpg", "--non-recursive").stdout.startswith("0 file(s) removed")
-    assert mountfs("remove", "--files", "train/*.jpg", "labels.csv").stdout.startswith("3 file(s) removed")
+    assert mountfs("remove", "--files", "*.jpg", "--non-recursive").stdout.startswith("0 files removed")
+    assert mountfs("remove", "--files", "train/*.jpg", "labels.csv").stdout.startswith("3 files removed")
     assert [f["path"] for f in mountfs.json("list")] == ["val/img_0003.jpg"]
 
 

@@ -146,7 +146,7 @@ def test_build(env, mountfs, store: Store) -> None:
     # remove
     assert "no dataset with id" in mountfs.fails("remove", "--id", "0123456789ab01234567", "--files", "val",
                                                  code=NotFound.exit_code)
-    assert "1 file(s) removed" in mountfs("remove", "--files", "val").stdout
+    assert "1 file removed" in mountfs("remove", "--files", "val").stdout
     assert "val/img_0003.jpg" not in Dataset.get(dataset_id=ds_id).list_files()
 
     # close, bad: files not uploaded yet and --no-upload
@@ -224,7 +224,7 @@ def test_read(env, mountfs, store: Store) -> None:
     res = mountfs("verify", "--id", v1, "--local-copy", copy, code=IntegrityError.exit_code)
     assert res.stdout.splitlines() == ["labels.csv"]
     (line,) = res.stderr.splitlines()
-    assert line.startswith("mountfs: error: 1 of 4 file(s) failed verification")
+    assert line.startswith("mountfs: error: 1 of 4 files failed verification")
 
     # compare
     assert "missing --target" in mountfs.fails("compare", "--source", v1, code=UsageError.exit_code)

@@ -76,7 +76,7 @@ def test_without_a_mount_links_point_into_the_cached_copy(env, mountfs, finalize
     result = mountfs("get", "--id", finalized, "--link", where)
     assert result.stdout == f"{where}\n"
     copy = env.cache / "copies" / finalized
-    assert result.stderr == f"{where}: 4 link(s) into the read-only cached copy at {copy}\n"
+    assert result.stderr == f"{where}: 4 links into the read-only cached copy at {copy}\n"
     links = _links(where)
     assert sorted(links) == FILES
     for rel, target in links.items():
@@ -89,7 +89,7 @@ def test_without_a_mount_links_point_into_the_cached_copy(env, mountfs, finalize
                    "files": 4}
     # --verbose lists DIR's files on stderr, stdout stays DIR alone
     verbose = mountfs("get", "--id", finalized, "--link", env.work / "v", "--verbose")
-    assert verbose.stdout == f"{env.work / 'v'}\n" and "4 file(s) of p/n 1.0" in verbose.stderr
+    assert verbose.stdout == f"{env.work / 'v'}\n" and "4 files of p/n 1.0" in verbose.stderr
 
 
 def test_files_and_parts_link_only_what_was_chosen(env, mountfs, finalized):
@@ -197,7 +197,7 @@ def test_with_a_single_version_mount_links_point_into_it(env, mountfs, finalized
     where = env.work / "ds"
     result = mountfs("get", "--id", finalized, "--link", where)
     assert result.stdout == f"{where}\n"
-    assert result.stderr == f"{where}: 4 link(s) into the mount at {mp}\n"
+    assert result.stderr == f"{where}: 4 links into the mount at {mp}\n"
     links = _links(where)
     assert links == {rel: os.path.join(mp, rel) for rel in FILES}
     _check_bytes(env, where, FILES)

@@ -69,6 +69,9 @@ def test_one_spelling_per_version(env, mountfs) -> None:
     _version(mountfs, "p", "ds", env.data)
     assert _versions(mountfs, "p", "ds") == ["1.1", "1.0"]
     assert mountfs.json("info", "--project", "p", "--name", "ds")["version"] == "1.1"
+    # a lookup matches by number: 1.0.0 and 01.00 find the 1.0 that is stored
+    for typed in ("1.0.0", "01.00", "1"):
+        assert mountfs.json("info", "--project", "p", "--name", "ds", "--version", typed)["version"] == "1.0"
 
 
 # ------------------------------------------------------------------------- one resolver, one message

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from mountfs import session
+
 from .conftest import Cli, Env
 
 NO_STORE = "mountfs: error: no mountfs store at {} (no mountfs.json): set MOUNTFS_STORE or --storage"
@@ -123,6 +125,24 @@ def test_create_with_a_new_storage_folder_starts_it(env: Env, mountfs: Cli) -> N
     assert said == [f"mountfs: created a new mountfs store at {data_store}",
                     f"mountfs: created a new mountfs store at {env.store}"]
     assert (data_store / "mountfs.json").is_file()
+
+
+def test_a_version_whose_data_store_vanished_is_not_recreated_by_reading(env: Env, mountfs: Cli) -> None:
+    data_store = env.work.parent / "data-store"
+    mountfs("create", "--project", "p", "--name", "n", "--storage", str(data_store))
+    mountfs("add", "--files", env.data)
+    mountfs("close")
+    assert mountfs.json("info", "--project", "p", "--name", "n")["status"] == "completed"
+    for p in sorted(data_store.rglob("*"), reverse=True):
+        p.rmdir() if p.is_dir() else p.unlink()
+    data_store.rmdir()
+    session._sessions.clear()  # as a new process would: nothing remembered of the store
+    line = mountfs.fails("get", "--project", "p", "--name", "n", code=3)
+    assert line.startswith(NO_STORE.format(data_store)), line
+    assert not data_store.exists(), "reading a version started its vanished data store"
+    mountfs("delete", "--project", "p", "--name", "n", "--force")  # its record can still go
+    assert mountfs.json("search", "--project", "p") == []
+    assert not data_store.exists()
 
 
 def test_the_daemon_refuses_a_missing_store(env: Env, tmp_path: Path) -> None:

@@ -221,6 +221,19 @@ def test_umount_after_sigkill_removes_the_mountpoint_the_daemon_made(h: Harness,
 
 
 @pytest.mark.fuse
+@pytest.mark.allow_warnings
+def test_a_remount_after_sigkill_inherits_the_removal_of_the_mountpoint(h: Harness, tmp_path: Path) -> None:
+    v1 = build("p", "n", random_tree(tmp_path / "v1", seed=1, files=1))
+    mp = str(h.workdir / "made-again")
+    h.mountpoints.add(mp)
+    h.mount(v1.id, mp).terminate(signal.SIGKILL)
+    d = h.mount(v1.id, mp)  # no umount between: the new daemon cleans the dead mount
+    assert "created by a daemon that was killed" in d.log_text()
+    h.cli("umount", mp)
+    assert not os.path.exists(mp) and not mounts.mounted_fuse(mp)
+
+
+@pytest.mark.fuse
 def test_status_names_what_a_mount_serves(h: Harness, tmp_path: Path) -> None:
     v1 = build("p/q", "n", random_tree(tmp_path / "v1", seed=1, files=1), version="1.2")
     d = h.mount(v1.id, h.mountpoint())
