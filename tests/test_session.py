@@ -57,7 +57,7 @@ def test_threads_opening_one_config_share_one_session(tmp_path: Path) -> None:
         sessions = list(pool.map(opened, range(8)))
     assert len({id(s) for s in sessions}) == 1
     with ThreadPoolExecutor(8) as pool:
-        stores = list(pool.map(lambda _: sessions[0].store(str(tmp_path / "other")), range(8)))
+        stores = list(pool.map(lambda _: sessions[0].create_store(str(tmp_path / "other")), range(8)))
     assert len({id(s) for s in stores}) == 1
 
 
@@ -110,7 +110,9 @@ def test_the_store_the_catalog_and_the_cache_are_opened_on_first_use(tmp_path: P
     assert sess.create_store() is sess.store()  # a write that makes a dataset starts it
     assert (tmp_path / "lazy-store" / "mountfs.json").is_file()
     assert sess.store() is sess.store("") is sess.store(str(tmp_path / "lazy-store"))
-    assert sess.store(str(tmp_path / "elsewhere")) is not sess.store()
+    with pytest.raises(NoStore):  # nor is a data store started by reading it
+        sess.store(str(tmp_path / "elsewhere"))
+    assert sess.create_store(str(tmp_path / "elsewhere")) is not sess.store()
     assert sess.catalog_url == str(tmp_path / "lazy-store")
 
 
