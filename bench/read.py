@@ -15,7 +15,11 @@ One run, everything on this machine:
    4 KiB pages, boto3 from bucket ``plain``), then A and B through ``mountfs
    mount`` (``read_mount.py``: walks, cold, warm and own-cache reads, B's large
    folios, the daemon's memory);
-4. mounts M with an empty cache dir (``read_million.py``) and times the first
+4. S (``read_shuffle.py``): 6,000 files of 40-160 KiB in 50 class folders read
+   cold in a seeded random order by 4 and 8 worker processes (a DataLoader's
+   shape), local disk and mountfs in the same run (``--baseline-pythonpath``:
+   also a daemon running older code, as "before");
+5. mounts M with an empty cache dir (``read_million.py``) and times the first
    ``ls`` of its root after ``mountfs mount`` returns, and the daemon's RSS.
 
 Every byte read is checked against an xxh3 of the source (``--no-verify`` skips
@@ -45,9 +49,10 @@ from read_local import baselines  # noqa: E402
 from read_million import part_million  # noqa: E402
 from read_mount import mounted  # noqa: E402
 from read_peers import load_peers  # noqa: E402
+from read_shuffle import FULL as S_FULL, QUICK as S_QUICK, part_shuffled, print_shuffled  # noqa: E402
 from read_table import build_rows, print_report  # noqa: E402
 
-PARTS = ("a", "b", "m")
+PARTS = ("a", "b", "m", "s")
 
 
 def measure(b: Bench, i: int, data: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
@@ -55,6 +60,8 @@ def measure(b: Bench, i: int, data: dict[str, Any], ids: dict[str, str]) -> dict
     run: dict[str, Any] = {"local": {}, "local4k": {}, "boto3": {}, "mountfs": {}}
     baselines(b, i, data, run)
     mounted(b, i, data, ids, run["mountfs"])
+    if "S" in data:
+        part_shuffled(b, i, data["S"], ids["S"], run.setdefault("S", {}))
     return run
 
 
@@ -62,11 +69,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = options.parser("read", __doc__ or "", PARTS, quick="A = 500 files, B = 2 x 16 MiB, M = 20,000 files",
                        work="work folder (default: a new /tmp folder, removed at the end); "
                             "generated data in a given folder is kept and reused, stores and caches are not",
-                       only="parts: a (10k small files), b (large files), m (the million-file version)",
+                       only="parts: a (10k small files), b (large files), m (the million-file version), "
+                            "s (small files read shuffled by worker processes)",
                        repeat="repeats of the A/B measurements (medians are reported)")
     p.add_argument("--files", type=int, default=None, help="files in M (default 1,000,000; 20,000 with --quick)")
     p.add_argument("--peers", nargs="*", default=None, help="peer harness run JSON(s) (default: the newest "
                    "$PEERS_OUT/run-*.json of the same preset)")
+    p.add_argument("--baseline-pythonpath", metavar="DIR", default=None, help="S: also run the mountfs passes "
+                   "with daemons started with PYTHONPATH=DIR (a copy of the package from before a change)")
     p.add_argument("--no-verify", dest="verify", action="store_false", help="do not check the bytes read")
     p.add_argument("--no-walk", action="store_true", help="skip the find over all of M")
     p.add_argument("--profile", metavar="DIR", default=None, help="py-spy record the daemon in each mountfs phase "
@@ -89,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             data["A"] = b.gen("A", b.sizes.A, SEED, digests=True)
         if "b" in args.parts:
             data["B"] = b.gen("B", b.sizes.B, SEED + 1, digests=True)
+        if "s" in args.parts:
+            data["S"] = b.gen("S", S_QUICK if args.quick else S_FULL, SEED + 3, digests=True)
         if "m" in args.parts:
             data["M"] = b.gen(f"M{b.sizes.many}", many_spec(b.sizes.many), SEED + 2)
         b.start_server()
@@ -97,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             if key in data:
                 ids[key] = b.ingest(key, data[key]["path"])["id"]
                 b.put_plain(key, data[key])
+        if "S" in data:
+            ids["S"] = b.ingest("S", data["S"]["path"])["id"]
         b.save()
         for i in range(args.repeat):
             b.doc["runs"].append(measure(b, i, data, ids))
@@ -117,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             b.log(f"table: {exc!r}")
         b.close()
     print_report(b)
+    b.doc["shuffled_rows"] = print_shuffled(b.doc)
+    b.save()
     return 0
 
 

@@ -173,7 +173,18 @@ def step_read_s3(a: dict[str, Any]) -> dict[str, Any]:
     return _result(total, len(files), time.perf_counter() - t0, bad, errors)
 
 
-STEPS = {"ingest": step_ingest, "put_plain": step_put_plain, "read_fs": step_read_fs, "read_s3": step_read_s3}
+def step_read_shuffled(a: dict[str, Any]) -> dict[str, Any]:
+    """Every file of the list once, in a seeded random order, by ``workers`` processes (read_shuffle.py)."""
+    from read_shuffle import shuffled_read
+
+    with open(a["list"]) as fh:
+        files = json.load(fh)
+    r = shuffled_read(a["root"], files, a["workers"], a["seed"], a["verify"])
+    return {**r, "bad": 0, "errors": []}
+
+
+STEPS = {"ingest": step_ingest, "put_plain": step_put_plain, "read_fs": step_read_fs, "read_s3": step_read_s3,
+         "read_shuffled": step_read_shuffled}
 
 if __name__ == "__main__":
     sys.exit(step_main(STEPS))

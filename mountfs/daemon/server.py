@@ -321,6 +321,12 @@ class Daemon:
             # reads that gave up on the store at their deadline (EIO)
             "read_timeouts": stats.timeouts if stats else 0,
             "inflight_fetches": stats.inflight if stats else 0,
+            # read-ahead that follows the access pattern (mountfs/fs/reader.py): opens in path
+            # order or not, folder batches, blocks taken along by shuffled misses, the two fetch
+            # pools, read-ahead moved ahead for a waiting read, sequential windows (chunks)
+            "read_pattern": {k: getattr(stats, k, 0) if stats else 0 for k in (
+                "opens_in_order", "opens_shuffled", "dir_batches", "taken_blocks", "fetches_demand",
+                "fetches_ahead", "promoted", "window_grows", "window_max")},
             # cache["corrupt"]: chunks read back from the cache that failed their digest (fetched again)
             "cache": cache,
         }

@@ -1,22 +1,41 @@
 """Reads: (file, offset) -> chunks, from the cache or fetched from the store.
 
 - Missing chunks are fetched with coalesced ranged reads (``Store.read_chunks``)
-  in worker threads, at most ``max_fetches`` at once; a chunk already being
-  fetched is waited for, never fetched twice.
-- A miss at the start of a small file also fetches the next files of the
-  version (path order = pack order), so a directory read front to back costs a
-  few large reads instead of one request per file; reads reaching the middle
-  of such a batch start the next one, so readers never wait at a batch's end.
-- Reads that continue where the previous one ended prefetch ahead in the
-  background with a window that doubles while the reads stay sequential
-  (mountpoint-s3's scheme), bounded per file and by the worker limit.
+  in worker threads, in two pools (below); a chunk already being fetched is
+  waited for, never fetched twice.
+- Read-ahead follows the access pattern, not the directory.  Opens (reads at
+  offset 0) are remembered per version (``_Order``): an open a few files after
+  a recent one continues a run in path order.  Only an open that continues a
+  run (or the first of a mount) reads ahead across the folder: a miss at the
+  start of a small file then also fetches the next files of the version (path
+  order = pack order), so a directory read front to back costs a few large
+  reads instead of one request per file; reads reaching the middle of such a
+  batch start the next one, so readers never wait at a batch's end.  Opens in
+  a shuffled order read nothing ahead (no fetch, no read from the cache files:
+  nothing of the event loop is spent on neighbours nobody asks for next); a
+  run of opens in order again resumes it within ORDER_STREAK opens.
+- A shuffled open that misses fetches just its own chunks, at once (the
+  demand pool).  When the version fits the cache (half of its size), the rest
+  of the pack block it sits in is taken along in the background (the
+  read-ahead pool, not kept in memory): a shuffled epoch asks for those files
+  soon, so it reads the store once, in whole blocks, whatever the order.
+- Reads that continue where a previous read of the file ended prefetch ahead in
+  the background with a window that doubles while the reads stay sequential
+  and starts over when they do not (mountpoint-s3's scheme), bounded per file
+  and by the pool.  Streams are kept per (file, next offset), so several
+  readers of one file each keep their own window.
+- Two fetch pools: reads that wait for their bytes (``DEMAND_FETCHES`` groups
+  at once) never queue behind read-ahead (``max_fetches`` groups).  A read that
+  comes to wait for a chunk whose read-ahead is still queued moves that group
+  to the demand pool (``promoted``), so it is never answered after read-ahead
+  queued before it either.
 - Read-ahead of chunks the cache already holds reads them from their cache
   files into memory in the background, neighbours together in reads of up to
   a MiB (a folder read again after the page cache let it go, a restarted daemon).
 - What read-ahead fetched waits in memory (``HOT_BYTES``) for the read that
   follows, instead of being read back from the cache file.  Waiting reads get
   fetched bytes before they are written to the cache; the fetch keeps its slot
-  until then, so memory stays bounded by ``max_fetches`` groups.
+  until then, so memory stays bounded by ``max_fetches + DEMAND_FETCHES`` groups.
 - Every fetched chunk was verified by the store (``Store.read_chunks``), so the
   cache does not hash it again on put.
 - Eviction never breaks a read: the chunk cache pins every chunk a read (or
@@ -90,6 +109,23 @@ HOT_BYTES = 2 * DIR_AHEAD_MAX
 #: sequential read-ahead window, in chunks
 WINDOW_START = 2
 WINDOW_MAX = 32
+#: opens remembered per version to tell a directory read from a shuffle
+ORDER_HISTORY = 16
+#: an open continues a run when it is at most ORDER_GAP files after a recent open (files
+#: in the page cache never reach the daemon), or ORDER_BACK before it (parallel readers'
+#: opens arrive a little out of order)
+ORDER_GAP = 3
+ORDER_BACK = 2
+#: folder read-ahead runs for an open that ends a run of this many in path order: a
+#: shuffled open lands within ORDER_GAP of one of ORDER_HISTORY random opens now and
+#: then (5% of the time in 2,000 files), three times in a row hardly ever
+ORDER_STREAK = 3
+#: fetch groups at once for reads that wait for their bytes (read-ahead has its own)
+DEMAND_FETCHES = 8
+#: pack blocks remembered as taken along (bounded memory)
+TAKEN_BLOCKS = 4096
+#: files looked at either side of a shuffled miss to take its block along
+TAKE_ALONG_FILES = 1024
 #: a read gets its bytes or an error within this long (seconds; the store's budget)
 READ_DEADLINE = BUDGET.read_deadline
 #: after a read gave up on a pack block, or its fetch failed transiently, reads of
@@ -102,13 +138,62 @@ FAILED_BLOCKS = 1024
 CACHE_PROBLEM_SECONDS = 600.0
 
 
+class _Group:
+    """One ranged read of a pack block: which pool it waits in, whether a read waits for it."""
+
+    __slots__ = ("refs", "hot", "urgent", "admitted", "queued")
+
+    def __init__(self, refs: list[ChunkRef], hot: bool, urgent: bool) -> None:
+        self.refs = refs
+        self.hot = hot
+        self.urgent = urgent  # a read waits for it: the demand pool
+        self.admitted = False
+        self.queued: trio.CancelScope | None = None  # waiting for a read-ahead slot
+
+
 class _Inflight:
-    __slots__ = ("event", "data", "error")
+    __slots__ = ("event", "data", "error", "group")
 
     def __init__(self) -> None:
         self.event = trio.Event()
         self.data: bytes | memoryview | None = None
         self.error: BaseException | None = None
+        self.group: _Group | None = None
+
+
+class _Order:
+    """The last opens of one version, each with the length of the path-order run it ends."""
+
+    __slots__ = ("recent", "starts")
+
+    def __init__(self) -> None:
+        #: (local inode, run length, the run's first inode)
+        self.recent: deque[tuple[int, int, int]] = deque(maxlen=ORDER_HISTORY)
+        #: first files of runs that went on long enough: a folder read again from its start
+        #: (a directory-order epoch) reads ahead at once
+        self.starts: deque[int] = deque(maxlen=8)
+
+    def open(self, ino: int) -> int:
+        """Record an open of local inode ``ino``; return the run it ends (0: it follows none)."""
+        if not self.recent or ino in self.starts:
+            # nothing to go by yet, or a run starting over: read ahead, but remembered as a
+            # run of one, so that a shuffle does not go on from it by chance
+            self.recent.append((ino, 1, ino))
+            return ORDER_STREAK
+        # a little behind too: parallel readers of one folder (DataLoader workers, threads)
+        # open neighbours in a slightly different order than they asked for them
+        prev = max((e for e in self.recent if -ORDER_BACK <= ino - e[0] <= ORDER_GAP), key=lambda e: e[1],
+                   default=None)
+        run, start = 0, ino
+        if prev is not None:
+            # the open it follows is done: a reader that stopped leaves no entry behind
+            # for later (shuffled) opens to follow by chance
+            self.recent.remove(prev)
+            run, start = prev[1] + 1, prev[2]
+            if run >= ORDER_STREAK and start not in self.starts:
+                self.starts.append(start)
+        self.recent.append((ino, run, start))
+        return run
 
 
 @dataclass
@@ -146,6 +231,21 @@ class ReadStats:
     #: reads that gave up waiting for the store at their deadline
     timeouts: int = 0
     inflight: int = field(default=0)
+    #: fetch groups done per pool (demand: a read waited for it when it started)
+    fetches_demand: int = 0
+    fetches_ahead: int = 0
+    #: read-ahead groups still queued when a read came to wait for them: moved to the demand pool
+    promoted: int = 0
+    #: opens that continued a path-order run (folder read-ahead may run) or did not (it does not)
+    opens_in_order: int = 0
+    opens_shuffled: int = 0
+    #: folder read-ahead batches started
+    dir_batches: int = 0
+    #: pack blocks taken along by shuffled misses
+    taken_blocks: int = 0
+    #: sequential windows: times one doubled, the largest reached (chunks)
+    window_grows: int = 0
+    window_max: int = 0
 
 
 class Reader:
@@ -165,12 +265,17 @@ class Reader:
         self._checked: set[tuple[bytes, int]] = set()
         self.stats = ReadStats()
         self._nursery = nursery
+        #: read-ahead's fetch pool; reads waiting for bytes have their own (DEMAND_FETCHES)
         self._limiter = trio.CapacityLimiter(max_fetches)
+        self._demand = trio.CapacityLimiter(max(DEMAND_FETCHES, max_fetches))
+        self._orders: OrderedDict[bytes, _Order] = OrderedDict()
+        self._taken: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self._fits: dict[bytes, bool] = {}
         #: read-ahead from the cache files: two readers of the local disk are plenty
         self._load_limiter = trio.CapacityLimiter(2)
         self._inflight: dict[bytes, _Inflight] = {}
         self._starts: OrderedDict[tuple[bytes, int], list[int]] = OrderedDict()
-        self._streams: OrderedDict[int, _Stream] = OrderedDict()
+        self._streams: OrderedDict[tuple[int, int], _Stream] = OrderedDict()
         self._dirs: deque[_DirStream] = deque(maxlen=DIR_STREAMS)
         self._hot: OrderedDict[bytes, bytes | memoryview] = OrderedDict()
         self._hot_bytes = 0
@@ -196,6 +301,10 @@ class Reader:
         starts = self._chunk_starts(m, node)
         first = bisect.bisect_right(starts, offset) - 1
         last = bisect.bisect_left(starts, end) - 1
+        in_order = offset == 0 and self._opened(m, node)
+        # on arrival, not after the fetch: reads of one file answered out of order
+        # (the kernel's read-ahead sends several at once) still follow each other
+        self._after_read(ino, m, node, offset, end, last)
         pieces: list[bytes | memoryview | None] = []
         missing: list[ChunkRef] = []
         from_disk = False
@@ -217,9 +326,12 @@ class Reader:
             # only the reader that starts a fetch reaches ahead: readers waiting on
             # a fetch already under way would each add one more small request
             starts_fetch = any(c.digest not in self._inflight for c in missing)
-            extra = self._dir_prefetch(m, node, starts_fetch) if offset == 0 else []
+            extra = self._dir_prefetch(m, node, starts_fetch) if in_order else []
             extra = [c for c in extra if self._failure(_block(c)) is None]
-            got = await self._fetch(m.store, missing + extra, {c.digest for c in missing}, deadline)
+            wanted = {c.digest for c in missing}
+            if offset == 0 and not in_order and starts_fetch:
+                self._take_along(m, node, missing, wanted)
+            got = await self._fetch(m.store, missing + extra, wanted, deadline)
             for k, j in enumerate(range(first, last + 1)):
                 if pieces[k] is None:
                     c = node.chunks[j]
@@ -229,12 +341,11 @@ class Reader:
                     pieces[k] = piece if piece is not None else memoryview(got[c.digest])[lo:hi]
         else:
             self.stats.hits += 1
-            if offset == 0:
+            if in_order:
                 # a read that had to go to the cache file starts a folder's read-ahead too
                 refs = self._dir_prefetch(m, node, from_disk, restart=from_disk)
                 if refs:
                     self._nursery.start_soon(self._prefetch, m.store, refs)
-        self._after_read(ino, m, node, starts, offset, end, last)
         # pyfuse3 takes any buffer: a read within one chunk is sent without a copy
         out: bytes | memoryview = pieces[0] if len(pieces) == 1 else b"".join(pieces)  # type: ignore[arg-type,assignment]
         self.stats.bytes_read += len(out)
@@ -412,6 +523,7 @@ class Reader:
                 return []
             refs, last, half = self._dir_batch(m, node.ino, DIR_PREFETCH_BYTES)
             self._dirs.append(_DirStream(m.vk, node.ino, last, half))
+            self.stats.dir_batches += 1
             return refs
         self._dirs.remove(st)
         self._dirs.append(st)  # most recently used last
@@ -419,36 +531,112 @@ class Reader:
             st.step = min(st.step * 2, DIR_AHEAD_MAX)
             refs, last, half = self._dir_batch(m, st.end, st.step)
             st.end, st.trigger = last, half
+            self.stats.dir_batches += 1
             if refs:
                 self.stats.prefetched_chunks += len(refs)
                 self._nursery.start_soon(self._prefetch, m.store, refs)
         return []
 
-    def _after_read(self, ino: int, m: Mounted, node: Node, starts: list[int], offset: int, end: int, last: int) -> None:
-        st = self._streams.get(ino)
-        if st is None or offset != st.next_offset:
+    def _after_read(self, ino: int, m: Mounted, node: Node, offset: int, end: int, last: int) -> None:
+        """Per-file sequential read-ahead: a window that doubles while reads follow each other."""
+        chunks = node.chunks
+        st = self._streams.pop((ino, offset), None)
+        if st is None:
+            if last + 1 >= len(chunks):
+                return  # nothing after this read to fetch (a small file read whole)
             st = _Stream()
-            self._streams[ino] = st
-            if len(self._streams) > 1024:
-                self._streams.popitem(last=False)
-            if offset != 0:
+            if offset != 0:  # a jump: remembered, read ahead only once the next read follows it
                 st.next_offset = end
+                self._remember_stream(ino, st)
                 return
         else:
             st.window = min(st.window * 2, WINDOW_MAX)
+            self.stats.window_grows += 1
+            self.stats.window_max = max(self.stats.window_max, st.window)
         st.next_offset = end
+        if end < node.size:
+            self._remember_stream(ino, st)
         if st.prefetched_to - (last + 1) > st.window // 2:
             return  # enough is on its way: top up in one larger request later, not a chunk per read
         lo = max(last + 1, st.prefetched_to)
-        hi = min(len(node.chunks), last + 1 + st.window)
-        chunks = node.chunks
+        hi = min(len(chunks), last + 1 + st.window)
         while hi < len(chunks) and _same_block(chunks[hi], chunks[hi - 1]):
             hi += 1  # to the end of the pack block the window ends in: whole blocks, no remnant reads
+        if lo >= hi:
+            return
         ahead = self._split_cached(chunks[lo:hi])
         st.prefetched_to = hi
         if ahead:
             self.stats.prefetched_chunks += len(ahead)
             self._nursery.start_soon(self._prefetch, m.store, ahead)
+
+    def _remember_stream(self, ino: int, st: _Stream) -> None:
+        self._streams[(ino, st.next_offset)] = st
+        if len(self._streams) > 1024:
+            self._streams.popitem(last=False)
+
+    def _opened(self, m: Mounted, node: Node) -> bool:
+        """Record an open; whether it continues a path-order run (folder read-ahead may run)."""
+        order = self._orders.get(m.vk)
+        if order is None:
+            order = self._orders[m.vk] = _Order()
+            if len(self._orders) > 64:
+                self._orders.popitem(last=False)
+        if order.open(node.ino) >= ORDER_STREAK:
+            self.stats.opens_in_order += 1
+            return True
+        self.stats.opens_shuffled += 1
+        return False
+
+    def _version_fits(self, m: Mounted) -> bool:
+        """Whether the version takes at most half the cache: its blocks may be taken along whole."""
+        fits = self._fits.get(m.vk)
+        if fits is None:
+            info = self.tree.tables.info(m.vk)
+            fits = self._fits[m.vk] = info is not None and info.bytes <= self.cache.max_size // 2
+        return fits
+
+    def _take_along(self, m: Mounted, node: Node, missing: list[ChunkRef], wanted: set[bytes]) -> None:
+        """A shuffled miss: fetch the rest of its pack block(s) in the background, once per block.
+
+        The read itself waits only for its own chunks; the files around it in the
+        block are what a shuffled epoch asks for soon, so over the epoch the store
+        is read once in whole blocks.  Only for a small file of a version the
+        cache can hold (else the blocks would push each other out before use)."""
+        if node.size > SMALL_FILE or not self._version_fits(m):
+            return
+        blocks = {_block(c) for c in missing} - self._taken.keys()
+        if not blocks:
+            return
+        # the files of a block, in path order around this one: about GROUP_BYTES / size either side
+        reach = min(TAKE_ALONG_FILES, GROUP_BYTES // max(node.size, 4096) + 8)
+        lo = max(0, node.ino - reach)
+        nodes = self.tree.next_files(m, lo, 2 * reach)
+        refs: list[ChunkRef] = []
+        seen = {b: [False, False] for b in blocks}  # a file before / after the block was scanned
+        for nxt in nodes:
+            for c in nxt.chunks:
+                b = _block(c)
+                for t, edges in seen.items():
+                    if b[0] == t[0]:
+                        edges[0] = edges[0] or b[1] < t[1]
+                        edges[1] = edges[1] or b[1] > t[1]
+                if b in blocks and nxt.size <= SMALL_FILE and c.digest not in wanted and c.digest not in self._inflight:
+                    refs.append(c)
+        for b, (before, after) in seen.items():
+            # a block is done once the scan covered it end to end; else the next miss in it
+            # takes along what this one did not reach
+            if (before or lo == 0) and (after or len(nodes) < 2 * reach):
+                self._taken[b] = None
+        while len(self._taken) > TAKEN_BLOCKS:
+            self._taken.popitem(last=False)
+        if refs:
+            absent = set(self.cache.missing(c.digest for c in refs))
+            refs = [c for c in refs if c.digest in absent]
+        if refs:
+            self.stats.taken_blocks += len(blocks)
+            self.stats.prefetched_chunks += len(refs)
+            self._nursery.start_soon(self._prefetch, m.store, refs, False)
 
     async def fetch(self, store: Store, refs: list[ChunkRef]) -> None:
         """Fetch ``refs`` into the cache (for warmup); raises if any fails.
@@ -456,24 +644,28 @@ class Reader:
         Nothing is kept in memory: not the bytes (a warmup batch is tens of
         MiB), not in the read-ahead memory (nobody is about to read them).
         """
-        waits = self._start(store, refs, hot=False)
+        waits = self._start(store, refs, hot=False, wanted=set())  # the read-ahead pool: reads go first
         while waits:
             f = waits.pop(0)[1]
             await f.event.wait()
             if f.error is not None:
                 raise f.error
 
-    async def _prefetch(self, store: Store, refs: list[ChunkRef]) -> None:
+    async def _prefetch(self, store: Store, refs: list[ChunkRef], hot: bool = True) -> None:
         refs = [c for c in refs if self._failure(_block(c)) is None]
         try:
-            await self._fetch(store, refs, wanted=set())
+            await self._fetch(store, refs, wanted=set(), hot=hot)
         except Exception as exc:  # a later read will report it
             log.debug("prefetch failed: %s", exc)
 
     # --- fetching --------------------------------------------------------------------
 
-    def _start(self, store: Store, refs: list[ChunkRef], hot: bool) -> list[tuple[bytes, _Inflight]]:
-        """Start fetching what of ``refs`` is not on its way yet; the in-flight entry of each."""
+    def _start(self, store: Store, refs: list[ChunkRef], hot: bool,
+               wanted: set[bytes]) -> list[tuple[bytes, _Inflight]]:
+        """Start fetching what of ``refs`` is not on its way yet; the in-flight entry of each.
+
+        A group with a ``wanted`` chunk goes to the demand pool; a read-ahead group
+        still queued that has one is moved there."""
         mine: list[ChunkRef] = []
         waits: dict[bytes, _Inflight] = {}
         for c in refs:
@@ -483,16 +675,40 @@ class Reader:
                     continue
                 f = self._inflight[c.digest] = _Inflight()
                 mine.append(c)
+            elif c.digest in wanted and f.group is not None:
+                self._promote(f.group)
             waits[c.digest] = f
-        for group in _groups(mine):
-            self._nursery.start_soon(self._fetch_group, store, group, hot)
+        for refs_ in _groups(mine):
+            group = _Group(refs_, hot, urgent=any(c.digest in wanted for c in refs_))
+            for c in refs_:
+                self._inflight[c.digest].group = group
+            self._nursery.start_soon(self._fetch_group, store, group)
         return list(waits.items())
 
+    def _promote(self, group: _Group) -> None:
+        if group.urgent or group.admitted:
+            return  # in the demand pool already, or fetching
+        group.urgent = True
+        self.stats.promoted += 1
+        if group.queued is not None:
+            group.queued.cancel()
+
+    async def _admit(self, group: _Group) -> trio.CapacityLimiter:
+        """Wait for a slot in the group's pool; a read-ahead group promoted meanwhile moves on."""
+        if not group.urgent:
+            with trio.CancelScope() as group.queued:
+                await self._limiter.acquire_on_behalf_of(group)
+                group.admitted = True  # a promotion in the same moment finds it fetching: fine
+                return self._limiter
+        await self._demand.acquire_on_behalf_of(group)
+        group.admitted = True
+        return self._demand
+
     async def _fetch(self, store: Store, refs: list[ChunkRef], wanted: set[bytes],
-                     deadline: float = math.inf) -> dict[bytes, bytes]:
+                     deadline: float = math.inf, hot: bool = True) -> dict[bytes, bytes]:
         """Fetch ``refs`` (sharing fetches already running); return the ``wanted`` chunks' bytes,
         or raise ``TransientStoreError`` at ``deadline`` (the fetches go on)."""
-        waits = dict(self._start(store, refs, hot=True))
+        waits = dict(self._start(store, refs, hot=hot, wanted=wanted))
         with trio.move_on_at(deadline):
             for digest in wanted:
                 f = waits[digest]
@@ -541,27 +757,35 @@ class Reader:
                 if why is not None:
                     raise TransientStoreError(f"{why}; not asked again for {FAILED_SECONDS:.0f} s")
 
-    async def _fetch_group(self, store: Store, group: list[ChunkRef], hot: bool) -> None:
+    async def _fetch_group(self, store: Store, g: _Group) -> None:
+        group = g.refs
         self.stats.inflight += 1
+        limiter: trio.CapacityLimiter | None = None
         try:
             # a fetch holds its slot until its bytes are in the cache: at most
-            # max_fetches groups are in memory, however slow the disk.  Readers'
+            # the pools' groups are in memory, however slow the disk.  Readers'
             # deadlines never cancel it (a late answer still lands in the cache),
-            # so a hung store holds at most max_fetches threads; only shutdown
+            # so a hung store holds at most that many threads; only shutdown
             # abandons the thread
-            async with self._limiter:
-                got = await trio.to_thread.run_sync(self._get_blocking, store, group, abandon_on_cancel=True)
-                self._failed.pop(_block(group[0]), None)
-                if hot:
-                    # readers get the bytes before the cache write: waiting for the
-                    # disk too made readers of a directory stall at each batch's end
-                    for c in group:
-                        self._keep_hot(c.digest, got[c.digest])
-                        f = self._inflight[c.digest]  # stays until written: not fetched again meanwhile
-                        f.data = got[c.digest]
-                        f.event.set()
-                await trio.to_thread.run_sync(self._put_blocking, got)
+            limiter = await self._admit(g)
+            got = await trio.to_thread.run_sync(self._get_blocking, store, group, abandon_on_cancel=True)
+            self._failed.pop(_block(group[0]), None)
+            if g.hot:
+                # readers get the bytes before the cache write: waiting for the
+                # disk too made readers of a directory stall at each batch's end
+                for c in group:
+                    self._keep_hot(c.digest, got[c.digest])
+            if g.hot or g.urgent:  # a warmup returns once its bytes are in the cache
+                for c in group:
+                    f = self._inflight[c.digest]  # stays until written: not fetched again meanwhile
+                    f.data = got[c.digest]
+                    f.event.set()
+            await trio.to_thread.run_sync(self._put_blocking, got)
             self.stats.fetches += 1
+            if limiter is self._demand:
+                self.stats.fetches_demand += 1
+            else:
+                self.stats.fetches_ahead += 1
             for c in group:
                 f = self._inflight.pop(c.digest)
                 f.data = got[c.digest]
@@ -580,6 +804,8 @@ class Reader:
             if not isinstance(exc, Exception):
                 raise
         finally:
+            if limiter is not None:
+                limiter.release_on_behalf_of(g)
             self.stats.inflight -= 1
 
     def _get_blocking(self, store: Store, group: list[ChunkRef]) -> dict[bytes, bytes | memoryview]:
