@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 APT_PKGS := fuse3 libfuse3-dev pkg-config rsync
 
-.PHONY: setup system-packages demo test test-fast pjdfstest pjdfstest-tools clean
+.PHONY: setup system-packages test-packages demo test test-fast pjdfstest pjdfstest-tools clean
 
 setup: system-packages $(STAMP)
 
@@ -34,9 +34,17 @@ $(STAMP): pyproject.toml daemon/pyfuse3/build.sh
 demo: setup
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash examples/demo.sh
 
-test: setup
+test: setup test-packages
 	$(PY) -m mypy
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# the browser the web view's tests drive (tests/ui/test_ui_browser.py): Debian's Chromium, through Playwright
+test-packages:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing chromium"; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; \
+	fi
 
 # the pure-Python half, in seconds: no servers, no mounts
 test-fast: setup

@@ -55,7 +55,13 @@ ENVIRONMENT: Mapping[str, str] = MappingProxyType({
     "mountpoint": "MOUNTFS_MOUNTPOINT",
     "run_dir": "MOUNTFS_RUN_DIR",
     "external_allow": "MOUNTFS_EXTERNAL_ALLOW",
+    "run_record": "MOUNTFS_RUN_RECORD",
 })
+#: ``MOUNTFS_DATASET_<ALIAS>=<id or project/name/version>``: what ``Dataset.get(alias=..., overridable=True)``
+#: uses instead (``Config.dataset_overrides``, keyed by ``<ALIAS>``)
+DATASET_OVERRIDE_PREFIX = "MOUNTFS_DATASET_"
+#: the run record ``Dataset.get(alias=...)`` writes when ``MOUNTFS_RUN_RECORD`` is unset (relative: the working folder)
+DEFAULT_RUN_RECORD = os.path.join(".mountfs", "run.json")
 #: the config file to read instead of ``~/.config/mountfs/config.toml``
 CONFIG_FILE_VARIABLE = "MOUNTFS_CONFIG"
 #: the storage services' standard variables (rank 4), kept in ``Config.environ`` for the ``*_options`` methods
@@ -65,6 +71,8 @@ SERVICE_ENVIRONMENT = (
     "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
     "STORAGE_EMULATOR_HOST", "GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT",
     "AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN",
+    # not a service's, but read with [s3] data_plane (which it overrides) by s3_options
+    "MOUNTFS_S3_DATA_PLANE",
 )
 
 _T = TypeVar("_T")
@@ -165,6 +173,9 @@ class S3Options:
     multipart_threshold: int | None = None
     multipart_chunksize: int | None = None
     multipart_concurrency: int | None = None
+    #: ``[s3] data_plane``: what ranged reads go through, ``"obstore"`` (the GIL released while
+    #: bytes move) or ``"boto3"``; None = the backend's default
+    data_plane: str | None = None
 
 
 @dataclass(frozen=True)
@@ -269,12 +280,21 @@ class Config:
     control_group: str = ""
     #: the daemon's FUSE thread runs SCHED_FIFO (the lowest realtime priority) where allowed
     realtime: bool = True
+    #: ``Logger.report_table`` keeps this many first rows of a table (the row count is kept too)
+    report_table_rows: int = 100
+    #: ``Logger.report_image`` downscales an image with more pixels than this (aspect kept)
+    report_image_max_pixels: int = 1 << 20
     #: ``[external] allow``: URL prefixes and local folders external files may be read from;
     #: None = the default (everything for a process acting for its own user only,
     #: object stores only for a mount serving other users)
     external_allow: tuple[str, ...] | None = None
     #: systemd's ``NOTIFY_SOCKET``: where a daemon started as a notify service reports readiness
     notify_socket: str = ""
+    #: the run record file ``Dataset.get(alias=...)`` writes (``MOUNTFS_RUN_RECORD``); a relative
+    #: path is taken in the working folder at the time of the call
+    run_record: str = DEFAULT_RUN_RECORD
+    #: ``MOUNTFS_DATASET_<ALIAS>`` variables: ``<ALIAS>`` (as written) -> the dataset it names
+    dataset_overrides: Mapping[str, str] = field(default_factory=dict)
     #: the storage services' standard variables seen at load time (``SERVICE_ENVIRONMENT``);
     #: only the ``*_options`` methods read them, below the config file
     environ: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -283,7 +303,7 @@ class Config:
     unusable: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("s3_hosts", "s3", "gs", "azure", "environ", "unusable"):
+        for name in ("s3_hosts", "s3", "gs", "azure", "environ", "unusable", "dataset_overrides"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
         if self.external_allow is not None:
             object.__setattr__(self, "external_allow", tuple(self.external_allow))
@@ -371,6 +391,7 @@ class Config:
             multipart_threshold=_tuning(general, "multipart_threshold", parse_size, "[s3]"),
             multipart_chunksize=_tuning(general, "multipart_chunksize", parse_size, "[s3]"),
             multipart_concurrency=_tuning(general, "multipart_concurrency", int, "[s3]"),
+            data_plane=_data_plane(general, env),
         )
 
     def gs_options(self) -> GsOptions:
@@ -495,16 +516,29 @@ def _table(data: Mapping[str, Any], name: str, path: Path, shown: str = "") -> d
 
 #: the settings each part of the config file takes (a key not listed is warned about: a typo must show)
 _MOUNTFS_KEYS = frozenset({"store", "cache_dir", "cache_size", "cache_min_free", "mountpoint", "run_dir",
-                           "control_group", "realtime"})
+                           "control_group", "realtime", "report_table_rows", "report_image_max_pixels"})
 _S3_HOST_KEYS = frozenset({"key", "secret", "secure", "verify", "region", "profile"})
 _S3_KEYS = _S3_HOST_KEYS | {"endpoint_url", "hosts", "max_pool_connections", "connect_timeout", "read_timeout",
-                            "multipart_threshold", "multipart_chunksize", "multipart_concurrency"}
+                            "multipart_threshold", "multipart_chunksize", "multipart_concurrency", "data_plane"}
 _GS_KEYS = frozenset({"endpoint", "credentials_json", "project", "connect_timeout", "read_timeout", "chunk_size",
                       "max_pool_connections"})
 _AZURE_KEYS = frozenset({"connection_string", "account_key", "sas_token", "endpoint", "connect_timeout",
                          "read_timeout", "max_single_put_size", "max_block_size", "max_concurrency",
                          "max_pool_connections"})
 _TOP_KEYS = _MOUNTFS_KEYS | {"mountfs", "s3", "gs", "azure", "external"}
+
+
+_DATA_PLANES = ("obstore", "boto3")
+
+
+def _data_plane(section: Mapping[str, Any], env: Mapping[str, str]) -> str | None:
+    """``MOUNTFS_S3_DATA_PLANE``, else ``[s3] data_plane`` (switchable per run for measurements)."""
+    value = env.get("MOUNTFS_S3_DATA_PLANE") or section.get("data_plane")
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or value.strip().lower() not in _DATA_PLANES:
+        raise ConfigError(f"[s3] data_plane must be one of {', '.join(_DATA_PLANES)}, not {value!r}")
+    return value.strip().lower()
 
 
 def _unknown(table: Mapping[str, Any], known: frozenset[str], where: str) -> list[str]:
@@ -572,6 +606,12 @@ def load(environ: Mapping[str, str] | None = None, **explicit: Any) -> Config:
                 kwargs[key] = parse(section[key], f"{key} in {path}")
             except ConfigError as exc:
                 unusable[key] = str(exc)
+    for key in ("report_table_rows", "report_image_max_pixels"):
+        if key in section:
+            value = section[key]
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 1 << 31:
+                raise ConfigError(f"{key} in {path} must be a whole number from 1 to {1 << 31}, not {value!r}")
+            kwargs[key] = value
     if "realtime" in section:
         if not isinstance(section["realtime"], bool):
             raise ConfigError(f"realtime in {path} must be true or false, not {section['realtime']!r}")
@@ -608,6 +648,9 @@ def load(environ: Mapping[str, str] | None = None, **explicit: Any) -> Config:
     if "run_dir" not in kwargs:
         kwargs["run_dir"] = default_run_dir(env)
     kwargs["notify_socket"] = env.get("NOTIFY_SOCKET", "")
+    kwargs["dataset_overrides"] = {name[len(DATASET_OVERRIDE_PREFIX):]: value.strip() for name, value in env.items()
+                                   if name.startswith(DATASET_OVERRIDE_PREFIX) and len(name) > len(DATASET_OVERRIDE_PREFIX)
+                                   and value.strip()}
     # rank 4 is applied by the *_options methods, from this snapshot
     kwargs["environ"] = {name: env[name] for name in SERVICE_ENVIRONMENT if name in env}
     kwargs["unusable"] = unusable

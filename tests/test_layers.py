@@ -22,16 +22,19 @@ RANKS = {
     "sdk": 9,
     "sdk.version": 7,
     "sdk.changes": 8, "sdk.closing": 8, "sdk.mounting": 8, "sdk.reading": 8, "sdk.copies": 8, "sdk.metadata": 8, "sdk.lifecycle": 8,
+    "sdk.logger": 8, "sdk.previews": 8,
     "fs": 10,
     "daemon": 11,  # the mount daemon: never the CLI, which starts it and talks to its socket
     # starting, finding and stopping daemons and the client of their socket: no FUSE, used by the CLI and
     # by the SDK's Dataset.mount
     "daemon.mounts": 6, "daemon.control": 6,
     "cli": 12,
+    "ui": 12,  # the web view (mountfs ui): reads the catalog like the CLI
     "__init__": 13, "__main__": 13,
 }
 ONLY_IN = {"boto3": {"backends"}, "botocore": {"backends"}, "google": {"backends"}, "azure": {"backends"},
-           "lmdb": {"cache"}, "pyfuse3": {"fs", "daemon"}}
+           "lmdb": {"cache"}, "pyfuse3": {"fs", "daemon"},
+           "obstore": {"backends"}}
 
 
 def _module(path: Path, root: Path) -> str:

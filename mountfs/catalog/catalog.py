@@ -534,10 +534,11 @@ class Catalog:
             self.backend.delete(key)
         return len(objects)
 
-    def _objects_of(self, dataset_id: str) -> list[tuple[str, layout.Record | layout.DraftState | layout.Manifest | layout.Metadata]]:
-        """(key, handle) of each object of ``dataset_id`` this layout writes; other objects are left alone."""
+    def _objects_of(self, dataset_id: str) -> list[tuple[str, layout.DatasetHandle]]:
+        """(key, handle) of each object of ``dataset_id`` this layout writes (its reports and preview
+        too: they go with the version); other objects are left alone."""
         prefix = layout.Record(dataset_id).key.rsplit("/", 1)[0] + "/"
-        out = []
+        out: list[tuple[str, layout.DatasetHandle]] = []
         for o in self.backend.list(prefix):
             try:
                 handle = layout.parse_dataset_key(o.key)

@@ -6,6 +6,7 @@ import fnmatch
 import os
 import posixpath
 import re
+from dataclasses import dataclass
 from typing import Iterable
 
 from ..errors import UsageError
@@ -88,6 +89,45 @@ def is_reserved(value: str) -> bool:
     reads as a version, in the mount and in ``mountfs mount p/n/3.0``.
     """
     return value == LATEST or (is_version(value) and "." in value)
+
+
+@dataclass(frozen=True)
+class Selector:
+    """How the user named one dataset version."""
+
+    dataset_id: str | None = None
+    project: str | None = None
+    name: str | None = None
+    version: str | None = None
+    #: the text this was read from (``parse_selector``), for messages
+    spec: str | None = None
+
+
+def parse_selector(spec: str) -> Selector:
+    """A dataset named in one string: an id (no '/'), or ``project/name[/version]``.
+
+    A last part that is a version number is the version, else it is the name
+    (a name with the shape of a version, ``3.0``, is refused at create:
+    ``check_new_place``); ``other_reading`` is the other way to read it.  Used by
+    the CLI's ``DATASET`` arguments and by the SDK's dataset overrides.
+    """
+    path = spec.strip("/")
+    if not path:
+        raise UsageError(f"cannot read dataset {shown(spec)}: give an id or project/name[/version]")
+    if "/" not in path:
+        return Selector(dataset_id=spec, spec=spec)
+    parts = path.split("/")
+    if len(parts) >= 3 and is_version(parts[-1]):
+        return Selector(project="/".join(parts[:-2]), name=parts[-2], version=parts[-1], spec=spec)
+    return Selector(project="/".join(parts[:-1]), name=parts[-1], spec=spec)
+
+
+def other_reading(sel: Selector) -> Selector | None:
+    """``p/n/2024`` read as version 2024 of ``p/n`` may be dataset ``2024`` of project ``p/n``
+    (a plain number is a name too): that reading, to try when the first found nothing."""
+    if sel.spec is None or not sel.project or not sel.name or sel.version is None or is_reserved(sel.version):
+        return None
+    return Selector(project=f"{sel.project}/{sel.name}", name=sel.version)
 
 
 def check_new_place(project: str, name: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator, Sequence
 import click
 
 from ..catalog import names
+from ..catalog.names import Selector as Selector
 from ..config import Config
 from ..sdk import Dataset
 from ..errors import MountfsError, NotFound, StateError, UsageError
@@ -83,18 +84,6 @@ def _expand_list_options(cmd: click.Command, args: list[str]) -> list[str]:
 # ------------------------------------------------------------ naming a dataset
 
 
-@dataclass(frozen=True)
-class Selector:
-    """How the user named one dataset version."""
-
-    dataset_id: str | None = None
-    project: str | None = None
-    name: str | None = None
-    version: str | None = None
-    #: the ``DATASET`` argument this was read from (``selector_from``), for messages
-    spec: str | None = None
-
-
 def selector_from(spec: str | None, sel: Selector) -> Selector:
     """A ``DATASET`` argument, else the options: an id (no '/'), or ``project/name[/version]``.
 
@@ -107,15 +96,7 @@ def selector_from(spec: str | None, sel: Selector) -> Selector:
         return sel
     if sel.dataset_id or sel.project or sel.name or sel.version:
         raise UsageError("name the dataset either as DATASET or with --id/--project/--name/--version, not both")
-    path = spec.strip("/")
-    if not path:
-        raise UsageError(f"cannot read dataset {names.shown(spec)}: give an id or project/name[/version]")
-    if "/" not in path:
-        return Selector(dataset_id=spec, spec=spec)
-    parts = path.split("/")
-    if len(parts) >= 3 and names.is_version(parts[-1]):
-        return Selector(project="/".join(parts[:-2]), name=parts[-2], version=parts[-1], spec=spec)
-    return Selector(project="/".join(parts[:-1]), name=parts[-1], spec=spec)
+    return names.parse_selector(spec)
 
 
 def id_option(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -187,9 +168,7 @@ def _other_reading(sel: Selector) -> Selector | None:
     if sel.spec is None or not sel.project or not sel.name:
         return None
     if sel.version is not None:
-        if names.is_reserved(sel.version):
-            return None
-        return Selector(project=f"{sel.project}/{sel.name}", name=sel.version)
+        return names.other_reading(sel)
     if "/" in sel.project:
         project, name = sel.project.rsplit("/", 1)
         try:

@@ -10,7 +10,7 @@ import click
 from .. import __version__, session
 from ..config import Config
 from ..errors import ConfigError, MountfsError
-from . import browse, datasets, gc, mounts, moving, output, writable
+from . import browse, datasets, gc, mounts, moving, output, ui, writable
 from .common import CliState, logging_to_stderr
 
 #: other names a command answers to (clearml-data says ``close``, the SDK ``finalize``)
@@ -117,6 +117,7 @@ for _cmd in (
     browse.search, browse.info, browse.list_files, browse.get, browse.verify, browse.compare, browse.tree,
     mounts.mount, mounts.umount, mounts.status, mounts.warmup, mounts.cache, mounts.daemon,
     writable.diff,
+    ui.ui,
 ):
     cli.add_command(_cmd)
 

@@ -20,6 +20,7 @@ from ..store.chunker import read_source_chunks
 from ..store.locks import shared_lock
 from ..store.upload import ChunkSource, UploadStats, upload_chunks
 from ..units import counted, human_size
+from .previews import write_version_preview
 from .version import OTHER_STORE, Origins, Version, diff_tables, is_pending, same_content
 
 log = logging.getLogger(__name__)
@@ -217,10 +218,12 @@ class DraftClosing:
                     )
                 self.upload(show_progress=verbose, verbose=verbose)
             with shared_lock(v.store.backend, "finalize"):  # gc waits until the record names the manifest
-                closed = seal(v, v.parent_table())
+                parents = v.parent_table()
+                closed = seal(v, parents)
                 v.session.catalog.put(closed)
             v.record = closed
             v.session.catalog.drop_draft_state(v.id)
+            write_version_preview(v, parents)  # after the record: a preview never delays or fails a version
             log.info("finalized %s: %d files", v.describe(), closed.file_count)
             return True
         except MountfsError as exc:

@@ -21,10 +21,11 @@ from ..catalog import DatasetRecord
 from ..errors import MountfsError, UnknownArgument, UsageError
 from ..session import current
 from ..store import Store
-from . import lifecycle
+from . import lifecycle, runs
 from .changes import DraftChanges
 from .closing import DraftClosing
 from .copies import LocalCopies
+from .logger import Logger
 from .metadata import Metadata
 from .mounting import MountedPath, Mounting
 from .reading import VersionReading
@@ -49,6 +50,7 @@ class Dataset:
         self._copies = LocalCopies(version)
         self._metadata = Metadata(version)
         self._mounting = Mounting(version)
+        self._logger: Logger | None = None
 
     # ------------------------------------------------------------------ lookup
 
@@ -147,16 +149,16 @@ class Dataset:
                 f"Dataset.get() got unknown keyword argument(s) {', '.join(unknown)}; "
                 "see help(Dataset.get) for its parameters"
             )
-        ignored = {"alias": alias, "overridable": overridable, "shallow_search": shallow_search,
-                   "include_archived": include_archived}
+        ignored = {"shallow_search": shallow_search, "include_archived": include_archived,
+                   "overridable without alias": overridable and alias is None}
         for name, value in ignored.items():
             if value:
                 log.debug("%s is a ClearML server feature; ignored", name)
-        return cls(lifecycle.get(
-            current(), dataset_id, dataset_project, dataset_name, as_tags(dataset_tags, "dataset_tags") or None,
-            only_completed, only_published,
-            auto_create, writable_copy, dataset_version,
-        ))
+        query = runs.Query(dataset_id, dataset_project, dataset_name, as_tags(dataset_tags, "dataset_tags") or None,
+                           only_completed, only_published, auto_create, writable_copy, dataset_version)
+        if alias is not None:
+            return cls(runs.get(current(), alias, overridable, query))
+        return cls(query.run(current()))
 
     @staticmethod
     def list_datasets(
@@ -616,3 +618,17 @@ class Dataset:
     def get_metadata(self, metadata_name: str = "metadata") -> Any:
         """The object stored by ``set_metadata`` under ``metadata_name`` (``None`` if there is none)."""
         return self._metadata.get_metadata(metadata_name)
+
+    # ----------------------------------------------------------------- reports
+
+    def get_logger(self) -> Logger:
+        """The logger of this version (ClearML's ``Logger`` methods: ``report_table``, ``report_histogram``,
+        ``report_image``, ...): reports are stored beside the version, a draft's travel to its finalized
+        version; allowed on a finalized version too."""
+        if self._logger is None:
+            self._logger = Logger(self._version)
+        return self._logger
+
+    def get_reports(self) -> list[dict[str, Any]]:
+        """Every report of this version as plain dicts, oldest first (mountfs only; docs/FORMAT.md "Reports")."""
+        return self.get_logger().get_reports()

@@ -19,6 +19,7 @@ from ..session import Session
 from ..store import FileEntry, gc, layout
 from ..store.format import NoStore
 from .closing import pending_entries, seal, send_pending
+from .previews import write_version_preview
 from .version import Version, merge_versions, name_pattern
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ def squash(
         raise
     sess.catalog.put(closed)
     v.record = closed
+    write_version_preview(v, {})
     log.info("squashed %d versions into %s: %d files", len(sources), v.describe(), closed.file_count)
     return v
 

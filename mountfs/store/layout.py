@@ -17,6 +17,7 @@ format change (bump ``FORMAT_VERSION`` and docs/FORMAT.md).
     datasets/<id>/state                   DraftState
     datasets/<id>/manifest                Manifest
     datasets/<id>/metadata/<name>.<ext>   Metadata
+    datasets/<id>/reports/<report>.<ext>  Report (logger reports, their media, preview.json)
     catalog/<project...>/<name>/<version> Pointer
     locks/<lock-id>                       Lock
 """
@@ -41,6 +42,9 @@ _RECORD = "info.json"
 _STATE = "state"
 _MANIFEST = "manifest"
 _METADATA = "metadata"
+_REPORTS = "reports"
+#: the report id of a version's automatic preview (``datasets/<id>/reports/preview.json``)
+PREVIEW_ID = "preview"
 
 #: a pack id is the xxh3-128 hex digest of the pack
 _PACK_ID = re.compile(r"[0-9a-f]{32}")
@@ -103,6 +107,14 @@ def _check_ext(ext: object) -> str:
     if "." in ext:
         raise UsageError(f"metadata extension {shown(ext)} contains '.'; give it without dots, e.g. 'json'")
     return ext
+
+
+def _check_dotless(value: object, what: str) -> str:
+    check_component(value, what)
+    assert isinstance(value, str)
+    if "." in value:
+        raise UsageError(f"{what} {shown(value)} contains '.'; give it without dots")
+    return value
 
 
 # --- handles -------------------------------------------------------------------
@@ -206,6 +218,31 @@ class Metadata:
 
 
 @dataclass(frozen=True, slots=True)
+class Report:
+    """A logger report (``ext`` "json"), a report's media (``png``, ...) or the automatic preview
+    (report id ``PREVIEW_ID``).  Neither part may hold a '.': the key splits at its one dot."""
+
+    dataset_id: str
+    report_id: str
+    ext: str = "json"
+
+    def __post_init__(self) -> None:
+        check_component(self.dataset_id, "dataset id")
+        _check_dotless(self.report_id, "report id")
+        _check_dotless(self.ext, "report extension")
+
+    @property
+    def key(self) -> str:
+        return _dataset_key(self.dataset_id, f"{_REPORTS}/{self.report_id}.{self.ext}")
+
+
+def reports_prefix(dataset_id: str) -> str:
+    """The prefix that lists every report object of one dataset."""
+    check_component(dataset_id, "dataset id")
+    return _dataset_key(dataset_id, f"{_REPORTS}/")
+
+
+@dataclass(frozen=True, slots=True)
 class Pointer:
     """A version pointer ``{"id": ...}``, created with a conditional write.
 
@@ -242,7 +279,9 @@ class Lock:
         return f"{LOCKS}{self.lock_id}"
 
 
-Handle = Union[FormatFile, Pack, PackIndex, Record, DraftState, Manifest, Metadata, Pointer, Lock]
+Handle = Union[FormatFile, Pack, PackIndex, Record, DraftState, Manifest, Metadata, Report, Pointer, Lock]
+#: the handles of the objects below ``datasets/<id>/``
+DatasetHandle = Union[Record, DraftState, Manifest, Metadata, Report]
 
 
 def _dataset_key(dataset_id: str, rest: str) -> str:
@@ -277,7 +316,7 @@ def parse_record(key: str) -> Record | None:
     return Record(parts[0]) if len(parts) == 2 and parts[1] == _RECORD else None
 
 
-def parse_dataset_key(key: str) -> Record | DraftState | Manifest | Metadata | None:
+def parse_dataset_key(key: str) -> DatasetHandle | None:
     """The handle of a key below ``datasets/``; None for a key of no known shape (another tool's
     object, a folder marker); ``UsageError`` when it has a known shape but a component breaks the rules."""
     if not key.startswith(DATASETS):
@@ -293,6 +332,9 @@ def parse_dataset_key(key: str) -> Record | DraftState | Manifest | Metadata | N
     if len(parts) == 3 and parts[1] == _METADATA and "." in parts[2]:
         name, _, ext = parts[2].rpartition(".")
         return Metadata(parts[0], name, ext)
+    if len(parts) == 3 and parts[1] == _REPORTS and parts[2].count(".") == 1:
+        report_id, _, ext = parts[2].partition(".")
+        return Report(parts[0], report_id, ext)
     return None
 
 

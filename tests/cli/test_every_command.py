@@ -44,6 +44,7 @@ COVERED = {
     "squash": "whole", "sync": "whole", "rename": "whole", "move": "whole", "delete": "whole", "gc": "whole",
     "cache clear": "mounts", "cache evict": "mounts", "cache info": "mounts", "diff": "mounts",
     "mount": "mounts", "status": "mounts", "warmup": "mounts", "umount": "mounts", "daemon run": "mounts",
+    "ui": "ui",
 }
 
 STORES = ["folder", pytest.param("seaweed", marks=pytest.mark.s3)]
@@ -396,3 +397,37 @@ def test_mounts(env, mountfs, store: Store, h: Harness) -> None:
     assert_same_tree(Path(cat) / "p" / "ds" / Dataset.get(dataset_id=v1).version, env.data)
     daemon.terminate()
     wait_for(lambda: not os.path.ismount(cat), 15, "the catalog mount to go")
+
+
+# --------------------------------------------------------------------------- the web view (a process: it serves until stopped)
+
+
+def test_ui(env, mountfs, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import subprocess
+    import urllib.request
+
+    assert "127.0.0.1" in mountfs("ui", "--help").stdout
+    assert "no mountfs store" in mountfs.fails("ui", "--port", "0", code=NotFound.exit_code).lower()
+    v1 = _version(env, mountfs, "ds", env.data)
+    assert "--port" in mountfs.fails("ui", "--port", "70000", code=UsageError.exit_code)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        assert "pick another --port" in mountfs.fails("ui", "--port", str(taken.getsockname()[1]),
+                                                      code=UsageError.exit_code)
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "uvicorn", None)  # not installed
+        assert "pip install 'mountfs[ui]'" in mountfs.fails("ui", code=UsageError.exit_code)
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from mountfs.cli import main; main(sys.argv[1:])",
+                             "ui", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), url
+        with urllib.request.urlopen(f"{url}v/{v1}", timeout=20) as r:  # the socket listens once the URL is out
+            page = r.read().decode()
+        assert r.status == 200 and "p/ds 1.0.0" in page
+    finally:
+        proc.terminate()  # by its PID
+        proc.communicate(timeout=20)
