@@ -21,7 +21,7 @@ RANKS = {
     # the SDK: sdk.dataset (and the package) composes the parts, which share sdk.version
     "sdk": 9,
     "sdk.version": 7,
-    "sdk.changes": 8, "sdk.closing": 8, "sdk.mounting": 8, "sdk.reading": 8, "sdk.copies": 8, "sdk.metadata": 8, "sdk.lifecycle": 8,
+    "sdk.changes": 8, "sdk.closing": 8, "sdk.mounting": 8, "sdk.reading": 8, "sdk.copies": 8, "sdk.metadata": 8, "sdk.lifecycle": 8, "sdk.runs": 8,
     "sdk.logger": 8, "sdk.previews": 8,
     "fs": 10,
     "daemon": 11,  # the mount daemon: never the CLI, which starts it and talks to its socket

@@ -2,7 +2,7 @@
 
 Method names, parameters and their meanings follow ``clearml.Dataset``; where
 ClearML's parameter has no meaning here (``use_current_task``,
-``use_soft_links``, ``alias`` ...) it is accepted and ignored with a debug log.
+``use_soft_links``, ``shallow_search`` ...) it is accepted and ignored with a debug log.
 
 ``Dataset`` itself holds no logic: each call goes to the part whose job it is
 (``sdk.changes``, ``sdk.closing``, ``sdk.reading``, ``sdk.copies``,
@@ -139,6 +139,12 @@ class Dataset:
         :param auto_create: create a new draft when nothing matches
         :param writable_copy: return a new draft child of the match, open for changes
         :param dataset_tags: only versions carrying every one of these tags (a plain string is one tag)
+        :param alias: record ``alias -> the version`` (with project, name, version, time, host, pid and
+            script) in the run record: ``$MOUNTFS_RUN_RECORD``, else ``./.mountfs/run.json``
+            (``sdk.runs``; ClearML writes it into the task's "Datasets" hyperparameters)
+        :param overridable: with ``alias``, use the dataset ``MOUNTFS_DATASET_<ALIAS>`` or the record's
+            ``"overrides"`` names instead (an override naming nothing is a ``UsageError``); without it
+            an override is ignored with a warning
 
         Other keyword arguments raise ``UnknownArgument`` (a ``TypeError``, and a
         ``ValueError`` as ClearML raises); ClearML's private ``_``-prefixed ones are ignored.

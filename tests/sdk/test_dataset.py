@@ -77,6 +77,8 @@ PUBLIC_API: dict[str, Any] = {
     "squash": ["dataset_name", "dataset_ids=None", "dataset_project_name_pairs=None", "output_url=None",
                "close_squashed_dataset=True"],
     "status": "property",
+    "get_logger": ["self"],
+    "get_reports": ["self"],
     "storage": "property",
     "tags": "property+setter",
     "upload": ["self", "show_progress=True", "verbose=False", "output_url=None", "compression=None",

@@ -193,5 +193,5 @@ def test_a_crash_after_any_write_leaves_each_version_whole_or_gone_and_a_rerun_c
             assert _objects_of(store, dataset_id) == []
             assert _check_whole_or_gone(sess, versions, want) == {dataset_id}
             writes += 1
-        # pointer, state, metadata, record (and a finalized version's manifest); deleting a missing state still writes
-        assert writes == (4 if dataset_id == draft.id else 5)
+        # pointer, state, metadata, record (and a finalized version's manifest and preview); deleting a missing state still writes
+        assert writes == (4 if dataset_id == draft.id else 6)
