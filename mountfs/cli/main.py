@@ -10,7 +10,7 @@ import click
 from .. import __version__, session
 from ..config import Config
 from ..errors import ConfigError, MountfsError
-from . import browse, datasets, gc, mounts, moving, output, ui, writable
+from . import browse, datasets, gc, mounts, moving, output, show, ui, writable
 from .common import CliState, logging_to_stderr
 
 #: other names a command answers to (clearml-data says ``close``, the SDK ``finalize``)
@@ -85,7 +85,7 @@ def cli(ctx: click.Context, storage: str | None, debug: bool) -> None:
 
     \b
     Build a version:  create -> add/remove -> upload -> close -> publish (or: sync a folder)
-    Read versions:    search, info, list, get, verify, compare, tree (set-description: any version)
+    Read versions:    search, info, show, list, get, verify, compare, tree (set-description: any version)
     Whole datasets:   rename, move, delete
     Mount versions:   mount, umount, status, warmup, cache, daemon run (mountfsd)
     """
@@ -114,7 +114,7 @@ for _cmd in (
     datasets.sync, datasets.set_description,
     moving.rename, moving.move, moving.delete,
     gc.gc,
-    browse.search, browse.info, browse.list_files, browse.get, browse.verify, browse.compare, browse.tree,
+    browse.search, browse.info, show.show, browse.list_files, browse.get, browse.verify, browse.compare, browse.tree,
     mounts.mount, mounts.umount, mounts.status, mounts.warmup, mounts.cache, mounts.daemon,
     writable.diff,
     ui.ui,

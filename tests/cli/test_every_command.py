@@ -39,7 +39,7 @@ from mountfs.store.layout import PACKS  # noqa: E402
 COVERED = {
     "create": "build", "add": "build", "remove": "build", "upload": "build", "close": "build",
     "publish": "build", "set-description": "build",
-    "search": "read", "info": "read", "list": "read", "get": "read", "verify": "read", "compare": "read",
+    "search": "read", "info": "read", "show": "read", "list": "read", "get": "read", "verify": "read", "compare": "read",
     "tree": "read",
     "squash": "whole", "sync": "whole", "rename": "whole", "move": "whole", "delete": "whole", "gc": "whole",
     "cache clear": "mounts", "cache evict": "mounts", "cache info": "mounts", "diff": "mounts",
@@ -201,6 +201,19 @@ def test_read(env, mountfs, store: Store) -> None:
                                                            code=NotFound.exit_code)
     info = mountfs.json("info", "--id", v2)
     assert info["parents"] == [v1] and info["changes"] == {"added": 1, "modified": 1, "removed": 1}
+
+    # show: the record, the lineage, the preview and the reports
+    assert "no dataset matches p/nothing" in mountfs.fails("show", "p/nothing", code=NotFound.exit_code)
+    logger = Dataset.get(dataset_id=v2).get_logger()
+    logger.report_table("Labels", "head", iteration=0, table_plot=[["path", "label"], ["a.jpg", "cat"]])
+    logger.report_histogram("Classes", "count", values=[3, 1], xlabels=["cat", "dog"])
+    shown = mountfs("show", "--id", v2).stdout
+    assert f"id:" in shown and v1 in shown and "lineage:" in shown and "reports: 2" in shown, shown
+    assert "a.jpg" in shown and "cat" in shown and "█" in shown, shown
+    doc = mountfs.json("show", "p/ds")
+    assert doc["id"] == v2 and doc["lineage"][v2] == [v1] and [r["kind"] for r in doc["reports"]] == [
+        "table", "histogram"]
+    assert doc["preview"] is not None and doc["preview"]["files"] == info["file_count"]
 
     # list
     assert "not both" in mountfs.fails("list", "--id", v1, "--name", "ds", code=UsageError.exit_code)
